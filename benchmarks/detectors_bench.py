@@ -1,0 +1,189 @@
+"""Prequential evaluation of one detector on one stream.
+
+Every event is scored before it is learned from: per-event adapters score one
+row then learn it; mini-batch adapters score a block of ``BLOCK`` rows then
+learn the block. Offline references are fitted on a prefix and score the rest.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from benchmarks.measure import reset_rss_peak, rss_peak_kib
+from benchmarks.peers import Adapter, PeerSpec
+from benchmarks.streams import Stream
+
+BLOCK = 256
+OFFLINE_TRAIN_FRACTION = 0.1
+TRACEMALLOC_EVENTS = 5_000  # the Python-side memory pass replays this prefix
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps that bound a run's time: per-pass event caps and a wall-clock budget."""
+
+    event_cap: int | None  # per-event loop on at most this many events (None: spec's own cap)
+    pass_seconds: float  # a pass stops at the first block boundary past this budget
+
+
+@dataclass
+class Pass:
+    """One timed pass: scores for the events it reached, and its throughput."""
+
+    scores: np.ndarray
+    seconds: float
+    rss_peak_mib: float
+
+    @property
+    def n(self) -> int:
+        return int(self.scores.size)
+
+    @property
+    def events_per_s(self) -> float:
+        return self.n / self.seconds if self.seconds > 0 else math.nan
+
+
+@dataclass
+class Result:
+    """One row of the results table."""
+
+    stream: str
+    detector: str
+    auc: float = math.nan
+    ap: float = math.nan
+    n_scored: int = 0
+    scored_by: str = ""
+    event_eps: float = math.nan
+    event_n: int = 0
+    block_eps: float = math.nan
+    block_n: int = 0
+    py_peak_mib: float = math.nan
+    rss_peak_mib: float = math.nan
+    notes: list[str] = field(default_factory=list)
+
+
+def _rss_mib_since(baseline_kib: int) -> float:
+    return max(rss_peak_kib() - baseline_kib, 0) / 1024.0
+
+
+def run_event_pass(adapter: Adapter, X: np.ndarray, budget_s: float) -> Pass:
+    """score_one then learn_one per row, until the rows or the budget run out."""
+    base = reset_rss_peak()
+    scores = np.empty(X.shape[0])
+    start = time.perf_counter()
+    n = 0
+    for n in range(X.shape[0]):  # noqa: B007 - n is the count reached
+        scores[n] = adapter.process_one(X[n])
+        if n % BLOCK == BLOCK - 1 and time.perf_counter() - start > budget_s:
+            break
+    else:
+        n = X.shape[0] - 1
+    elapsed = time.perf_counter() - start
+    return Pass(scores[: n + 1], elapsed, _rss_mib_since(base))
+
+
+def run_block_pass(adapter: Adapter, X: np.ndarray, budget_s: float) -> Pass:
+    """Score a block of rows, then learn it, until the rows or the budget run out."""
+    base = reset_rss_peak()
+    parts: list[np.ndarray] = []
+    start = time.perf_counter()
+    for lo in range(0, X.shape[0], BLOCK):
+        parts.append(np.asarray(adapter.process_block(X[lo : lo + BLOCK]), dtype=np.float64))
+        if time.perf_counter() - start > budget_s:
+            break
+    elapsed = time.perf_counter() - start
+    scores = np.concatenate(parts) if parts else np.empty(0)
+    return Pass(scores, elapsed, _rss_mib_since(base))
+
+
+def python_peak_mib(spec: PeerSpec, X: np.ndarray, seed: int) -> float:
+    """Peak Python-heap allocation (tracemalloc) building and running on ``X``."""
+    tracemalloc.start()
+    try:
+        adapter = spec.make(X.shape[1], seed)
+        if spec.offline:
+            adapter.fit(X[: max(len(X) // 10, 64)])
+            adapter.score(X)
+        elif spec.block:
+            for lo in range(0, X.shape[0], BLOCK):
+                adapter.process_block(X[lo : lo + BLOCK])
+        else:
+            for row in X:
+                adapter.process_one(row)
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def quality(y: np.ndarray, scores: np.ndarray) -> tuple[float, float, str]:
+    """ROC AUC and average precision; NaN with a note when undefined."""
+    if not np.all(np.isfinite(scores)):
+        return math.nan, math.nan, "non-finite scores"
+    if y.min() == y.max():
+        return math.nan, math.nan, "prefix has one class only"
+    return float(roc_auc_score(y, scores)), float(average_precision_score(y, scores)), ""
+
+
+def _run_offline(spec: PeerSpec, stream: Stream, limits: Limits, seed: int, res: Result) -> None:
+    n_train = max(int(stream.n_events * OFFLINE_TRAIN_FRACTION), 64)
+    adapter = spec.make(stream.X.shape[1], seed)
+    base = reset_rss_peak()
+    t0 = time.perf_counter()
+    adapter.fit(stream.X[:n_train])
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    scores = np.asarray(adapter.score(stream.X[n_train:]), dtype=np.float64)
+    score_s = time.perf_counter() - t0
+    res.rss_peak_mib = _rss_mib_since(base)
+    res.block_eps, res.block_n = scores.size / max(score_s, 1e-9), int(scores.size)
+    res.auc, res.ap, note = quality(stream.y[n_train:], scores)
+    res.n_scored, res.scored_by = int(scores.size), "offline"
+    res.notes.append(f"fit on first {n_train} events ({fit_s:.2f} s), scores the rest")
+    if note:
+        res.notes.append(note)
+
+
+def _run_streaming(spec: PeerSpec, stream: Stream, limits: Limits, seed: int, res: Result) -> None:
+    d = stream.X.shape[1]
+    passes: list[tuple[str, Pass]] = []
+    if spec.per_event:
+        cap = limits.event_cap if limits.event_cap is not None else spec.event_cap
+        X = stream.X if cap is None else stream.X[:cap]
+        p = run_event_pass(spec.make(d, seed), X, limits.pass_seconds)
+        res.event_eps, res.event_n = p.events_per_s, p.n
+        passes.append(("per-event", p))
+    if spec.block:
+        p = run_block_pass(spec.make(d, seed), stream.X, limits.pass_seconds)
+        res.block_eps, res.block_n = p.events_per_s, p.n
+        passes.append((f"blocks of {BLOCK}", p))
+    # The pass that reached the most events gives quality and RSS (ties: the last, batch).
+    label, best = max(passes, key=lambda item: item[1].n)
+    res.auc, res.ap, note = quality(stream.y[: best.n], best.scores)
+    res.n_scored, res.scored_by, res.rss_peak_mib = best.n, label, best.rss_peak_mib
+    if note:
+        res.notes.append(note)
+    if best.n < stream.n_events:
+        res.notes.append(f"prefix of {best.n}/{stream.n_events} events (cap or time budget)")
+
+
+def evaluate(spec: PeerSpec, stream: Stream, limits: Limits, seed: int = 0) -> Result:
+    """Run ``spec`` on ``stream`` prequentially and measure it; never raises."""
+    res = Result(stream.name, spec.name)
+    try:
+        if spec.offline:
+            _run_offline(spec, stream, limits, seed, res)
+        else:
+            _run_streaming(spec, stream, limits, seed, res)
+        mem_X = stream.X[:TRACEMALLOC_EVENTS]
+        res.py_peak_mib = python_peak_mib(spec, mem_X, seed)
+    except Exception as exc:  # noqa: BLE001 - a failing peer becomes a table row, not a crash
+        res.notes.append(f"error: {type(exc).__name__}: {str(exc)[:160]}")
+    if spec.note:
+        res.notes.append(spec.note)
+    return res

@@ -1,0 +1,109 @@
+"""Benchmark streams: labelled feature matrices replayed in a fixed order.
+
+Every stream is ``(X, y)`` with ``X`` float64 of shape (n, d) and ``y`` int8 with
+1 = anomaly. Order matters: detectors are evaluated prequentially in row order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ODDS_FILES = {
+    "http": "16_http.npz",
+    "smtp": "34_smtp.npz",
+    "cover": "10_cover.npz",
+    "shuttle": "32_shuttle.npz",
+}
+DRIFT_EVENTS = 200_000
+DRIFT_FEATURES = 6
+
+
+class StreamUnavailable(RuntimeError):
+    """A stream cannot be built here (data file missing, generator not wired)."""
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A labelled stream; ``source`` says where the rows came from."""
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+    source: str
+
+    @property
+    def n_events(self) -> int:
+        return int(self.X.shape[0])
+
+    def head(self, max_events: int | None) -> Stream:
+        """The first ``max_events`` rows (all rows when None)."""
+        if max_events is None or max_events >= self.n_events:
+            return self
+        return Stream(self.name, self.X[:max_events], self.y[:max_events], self.source)
+
+
+def load_odds(name: str, data_dir: Path = DATA_DIR) -> Stream:
+    """An ODDS/ADBench data set in file order (rows are not shuffled)."""
+    path = data_dir / "odds" / ODDS_FILES[name]
+    if not path.exists():
+        raise StreamUnavailable(f"{path} not found")
+    with np.load(path, allow_pickle=False) as data:
+        X = np.ascontiguousarray(data["X"], dtype=np.float64)
+        y = (np.asarray(data["y"]).ravel() > 0).astype(np.int8)
+    return Stream(name, X, y, f"ODDS {path.name}, file order")
+
+
+def drifting_stream(
+    n_events: int = DRIFT_EVENTS,
+    n_features: int = DRIFT_FEATURES,
+    anomaly_rate: float = 0.01,
+    seed: int = 7,
+) -> Stream:
+    """Gaussian rows whose means drift slowly, with injected point anomalies.
+
+    The means follow a smooth random walk (several sigma over the stream) so a
+    detector that never forgets flags late normal rows; anomalies are rows
+    shifted by 4-8 sigma on 1-3 random features, so they stay separable at any time.
+
+    >>> s = drifting_stream(1000, seed=1)
+    >>> s.X.shape, 0 < int(s.y.sum()) < 50
+    ((1000, 6), True)
+    """
+    rng = np.random.default_rng(seed)
+    steps = rng.normal(0.0, 4.0 / np.sqrt(n_events), size=(n_events, n_features))
+    means = np.cumsum(steps, axis=0)
+    scales = rng.uniform(0.5, 2.0, size=n_features)
+    X = means + rng.normal(0.0, 1.0, size=(n_events, n_features))
+    y = (rng.random(n_events) < anomaly_rate).astype(np.int8)
+    for row in np.flatnonzero(y):
+        cols = rng.choice(n_features, size=rng.integers(1, 4), replace=False)
+        X[row, cols] += rng.choice([-1.0, 1.0], size=cols.size) * rng.uniform(4, 8, cols.size)
+    return Stream("drift", X * scales, y, f"synthetic drifting Gaussian, seed={seed}")
+
+
+def auditwatch_generated_stream(max_events: int | None = None) -> Stream:
+    """HOOK for the lead: features of the auditwatch generated audit stream.
+
+    Wire ``detector.synth`` (labelled generated audit events) through the feature
+    stage here and return ``Stream("auditwatch_audit", X, y, source)``. Until then
+    the harness reports this stream as unavailable.
+    """
+    raise StreamUnavailable(
+        "auditwatch generated audit stream not wired yet (detector.synth + features)"
+    )
+
+
+STREAMS: dict[str, Callable[[], Stream]] = {
+    "http": lambda: load_odds("http"),
+    "smtp": lambda: load_odds("smtp"),
+    "cover": lambda: load_odds("cover"),
+    "shuttle": lambda: load_odds("shuttle"),
+    "drift": drifting_stream,
+    "auditwatch_audit": auditwatch_generated_stream,
+}
+DEFAULT_STREAMS = ("http", "smtp", "cover", "shuttle", "drift", "auditwatch_audit")

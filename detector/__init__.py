@@ -1,0 +1,3 @@
+"""auditwatch: audit-log anomaly detection daemon."""
+
+__version__ = "0.1.0"

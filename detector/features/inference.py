@@ -1,0 +1,179 @@
+"""Features for ML-inference events: extraction and membership-inference probing.
+
+Following PRADA (Juuti et al., EuroS&P 2019), an extraction attack shows as
+queries whose distances to the caller's own earlier queries are unlike normal
+traffic, inputs far from the model's usual input distribution, a high query
+rate, and an output-confidence/entropy shift. Membership probing shows as
+near-duplicate queries (tiny distances). docs/features.md defines each one.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from detector.events import Event
+from detector.features.baselines import stable_hash
+from detector.features.common import FeatureState, cold_weight, hour_of_week, volume_z
+from detector.features.profiles import RECENT_INPUTS, InferenceProfile
+
+INFERENCE_FEATURES = (
+    "rate_vs_baseline",
+    "new_network",
+    "new_user_agent",
+    "new_model",
+    "hour_rarity",
+    "failure_ratio",
+    "input_novelty",
+    "query_distance",
+    "confidence_shift",
+    "entropy_shift",
+    "payload_vs_baseline",
+    "output_tokens_vs_baseline",
+)
+MAX_MODELS = 1_000
+
+
+class ModelTraffic:
+    """What a model's normal traffic looks like, across all callers (EW statistics)."""
+
+    __slots__ = ("confidence", "entropy", "log_distance", "mean", "var")
+    ALPHA = 0.01
+
+    def __init__(self, dim: int) -> None:
+        self.mean = np.zeros(dim)
+        self.var = np.ones(dim)
+        self.confidence = math.nan
+        self.entropy = math.nan
+        self.log_distance = math.nan  # typical log distance of a query to its caller's last ones
+
+    def zscale(self, vector: np.ndarray) -> np.ndarray:
+        return (vector - self.mean) / np.sqrt(self.var + 1e-12)
+
+    def learn_input(self, vector: np.ndarray, caller_rate: float) -> None:
+        """Learn one input; a caller's weight shrinks with its query rate (per minute),
+        so a single high-rate client cannot quickly redefine "normal" inputs."""
+        alpha = self.ALPHA / (1.0 + 60.0 * caller_rate)
+        delta = vector - self.mean
+        self.mean += alpha * delta
+        self.var += alpha * (delta * delta - self.var)
+
+
+def _ewma(current: float, value: float, alpha: float) -> float:
+    if value != value:
+        return current
+    return value if current != current else current + alpha * (value - current)
+
+
+class InferenceFeaturizer(FeatureState[InferenceProfile]):
+    names = INFERENCE_FEATURES
+    profile_type = InferenceProfile
+    POPULATIONS = ("model",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.models: dict[str, ModelTraffic] = {}
+
+    def featurize_one(self, ev: Event, entity_key: str) -> tuple[list[float], dict[str, Any]]:
+        ts = ev.timestamp
+        prof = self.entities.get(entity_key, ts)
+        peer = self.peer(ev.peer_group)
+        w = cold_weight(prof.n, self.limits.cold_start_events)
+        rate_long = self.peer_rate(ev.peer_group, prof, w)
+        ctx: dict[str, Any] = {"profile": prof, "events_seen": prof.n, "weight": w}
+        keys = [
+            stable_hash("net", ev.network) if ev.network else 0,
+            stable_hash("ua", ev.user_agent) if ev.user_agent else 0,
+            stable_hash("model", ev.model) if ev.model else 0,
+        ]
+        new, _ = self.first_uses(prof, peer, keys, ts, w)
+        failed = ev.outcome == "failure"
+        prof.tick(ts, failed)
+        peer.tick(ts, failed)
+        ctx["rate_short"], ctx["rate_long"] = prof.short_rate(), rate_long
+        traffic = self._traffic(ev)
+        novelty, distance = self._input_signals(prof, traffic, ev.input_vector, ctx)
+        conf_shift, ent_shift = self._output_shift(prof, traffic, ev, ctx)
+        size = ev.input_size if ev.input_size == ev.input_size else ev.input_tokens
+        payload_z, ctx["payload_usual"], ctx["payload_p99"] = volume_z(
+            prof.payload, peer.payload, size, w
+        )
+        out_z, ctx["output_tokens_usual"], ctx["output_tokens_p99"] = volume_z(
+            prof.output_tokens, peer.output_tokens, ev.output_tokens, w
+        )
+        return [
+            math.log((prof.short_rate() + 1e-7) / (rate_long + 1e-7)),
+            *new,
+            self.hour_rarity(prof, peer, hour_of_week(ts), w),
+            prof.fail_ewma,
+            novelty,
+            distance,
+            conf_shift,
+            ent_shift,
+            payload_z,
+            out_z,
+        ], ctx
+
+    def _traffic(self, ev: Event) -> ModelTraffic | None:
+        if ev.model is None or ev.input_vector is None:
+            return None
+        dim = len(ev.input_vector)
+        traffic = self.models.get(ev.model)
+        if traffic is None or traffic.mean.shape[0] != dim:  # new model or new input width
+            if traffic is None and len(self.models) >= MAX_MODELS:
+                return None
+            traffic = self.models[ev.model] = ModelTraffic(dim)
+        return traffic
+
+    @staticmethod
+    def _input_signals(
+        prof: InferenceProfile,
+        traffic: ModelTraffic | None,
+        vector_in: tuple[float, ...] | None,
+        ctx: dict[str, Any],
+    ) -> tuple[float, float]:
+        """(input novelty vs the model's traffic, log distance to the caller's recent
+        queries relative to the model's typical one); zeros without an input vector."""
+        if traffic is None or vector_in is None:
+            return 0.0, 0.0
+        vector = np.asarray(vector_in, dtype=np.float64)
+        z = traffic.zscale(vector)
+        novelty = float(np.sqrt(np.mean(z * z)))
+        traffic.learn_input(vector, prof.short_rate())
+        ring = prof.recent_inputs
+        if ring is None or ring.shape[1] != z.shape[0]:
+            ring = prof.recent_inputs = np.full((RECENT_INPUTS, z.shape[0]), np.nan)
+            prof.recent_pos = 0
+        filled = ring[: min(prof.recent_pos, RECENT_INPUTS)]
+        distance = 0.0
+        if filled.shape[0]:
+            log_d = math.log(float(np.min(np.linalg.norm(filled - z, axis=1))) + 1e-6)
+            typical = traffic.log_distance
+            distance = 0.0 if typical != typical else log_d - typical
+            traffic.log_distance = _ewma(typical, log_d, 0.01)
+            ctx["query_distance_log"] = log_d
+        ring[prof.recent_pos % RECENT_INPUTS] = z
+        prof.recent_pos += 1
+        ctx["input_novelty"] = novelty
+        return novelty, distance
+
+    @staticmethod
+    def _output_shift(
+        prof: InferenceProfile, traffic: ModelTraffic | None, ev: Event, ctx: dict[str, Any]
+    ) -> tuple[float, float]:
+        """Caller's recent confidence/entropy minus the model's usual (0 when unknown)."""
+        prof.confidence = _ewma(prof.confidence, ev.confidence, 0.1)
+        prof.entropy = _ewma(prof.entropy, ev.entropy, 0.1)
+        if traffic is None:
+            return 0.0, 0.0
+        usual_conf, usual_ent = traffic.confidence, traffic.entropy
+        alpha = 0.01 / (1.0 + 60.0 * prof.short_rate())  # as in learn_input
+        traffic.confidence = _ewma(usual_conf, ev.confidence, alpha)
+        traffic.entropy = _ewma(usual_ent, ev.entropy, alpha)
+        ctx["confidence_usual"], ctx["confidence_recent"] = usual_conf, prof.confidence
+        ctx["entropy_usual"], ctx["entropy_recent"] = usual_ent, prof.entropy
+        conf = prof.confidence - usual_conf
+        ent = prof.entropy - usual_ent
+        return (0.0 if conf != conf else conf), (0.0 if ent != ent else ent)

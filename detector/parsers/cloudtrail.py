@@ -1,0 +1,174 @@
+"""AWS CloudTrail records -> Event.
+
+Accepts records as delivered to S3 (inside ``{"Records": [...]}``), one per
+message (EventBridge/Kinesis/Firehose), or Logstash-shipped (``@timestamp``
+instead of ``eventTime``). docs/input-formats.md has the full field mapping.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from detector.events import Event
+from detector.parsers.common import content_id, network_of, opt_num, opt_str, reject, to_epoch
+
+BEDROCK_INVOKE = frozenset({"InvokeModel", "InvokeModelWithResponseStream", "Converse", "ConverseStream"})
+# requestParameters keys that name the target when a record has no resources[]
+RESOURCE_PARAMS = (
+    "roleArn",
+    "secretId",
+    "policyArn",
+    "functionName",
+    "roleName",
+    "userName",
+    "groupName",
+    "trailName",
+    "name",
+    "keyId",
+    "logGroupName",
+    "tableName",
+    "dBInstanceIdentifier",
+    "instanceId",
+    "snapshotId",
+    "imageId",
+    "modelId",
+)
+
+
+def is_cloudtrail(record: dict[str, Any]) -> bool:
+    """A CloudTrail record names its API call with eventSource + eventName."""
+    return "eventName" in record and "eventSource" in record
+
+
+def _dict(value: Any, name: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if type(value) is not dict:
+        raise reject("bad_type", f"{name}: expected object, got {type(value).__name__}")
+    return value
+
+
+def _role_arn(ident: dict[str, Any]) -> str | None:
+    """The IAM role behind an assumed-role session (stable across sessions)."""
+    context = _dict(ident.get("sessionContext"), "sessionContext")
+    issuer = _dict(context.get("sessionIssuer"), "sessionContext.sessionIssuer")
+    arn = opt_str(issuer.get("arn"), "sessionIssuer.arn")
+    if arn:
+        return arn
+    # arn:aws:sts::ACCT:assumed-role/ROLE/SESSION -> arn:aws:iam::ACCT:role/ROLE
+    session_arn = opt_str(ident.get("arn"), "userIdentity.arn") or ""
+    head, _, path = session_arn.partition(":assumed-role/")
+    if path:
+        return head.replace(":sts:", ":iam:", 1) + ":role/" + path.split("/", 1)[0]
+    return None
+
+
+def principal(ident: dict[str, Any]) -> dict[str, Any]:
+    """entity / entity_type / user_name / user_id from ``userIdentity``."""
+    kind = ident.get("type")
+    user_name = opt_str(ident.get("userName"), "userIdentity.userName")
+    user_id = opt_str(ident.get("principalId"), "userIdentity.principalId")
+    arn = opt_str(ident.get("arn"), "userIdentity.arn")
+    invoked_by = opt_str(ident.get("invokedBy"), "userIdentity.invokedBy")
+    if kind == "AssumedRole":
+        session = arn.rsplit("/", 1)[-1] if arn else None
+        entity, etype, user_name = _role_arn(ident) or arn, "role", session
+    elif kind == "Root":
+        entity, etype, user_name = "root", "root", user_name or "root"
+    elif kind == "AWSService" or (kind is None and invoked_by):
+        entity, etype = invoked_by, "service"
+    elif kind == "AWSAccount":
+        account = opt_str(ident.get("accountId"), "userIdentity.accountId")
+        entity, etype = (f"account:{account}" if account else user_id), "unknown"
+    elif kind == "IAMUser":
+        entity, etype = user_name or arn or user_id, "user"
+    else:  # FederatedUser, SAMLUser, WebIdentityUser, IdentityCenterUser, Unknown
+        entity, etype = arn or user_name or user_id, "user" if kind else "unknown"
+    if not entity:
+        raise reject("missing_field", f"userIdentity ({kind}): no principal name, arn or id")
+    return {
+        "entity": entity,
+        "entity_type": etype,
+        "peer_group": etype,
+        "user_name": user_name,
+        "user_id": user_id,
+    }
+
+
+def resource_of(record: dict[str, Any], params: dict[str, Any]) -> str | None:
+    """resources[0].ARN, else an S3 object/bucket ARN or a known requestParameters key."""
+    resources = record.get("resources")
+    if type(resources) is list and resources and type(resources[0]) is dict:
+        arn = opt_str(resources[0].get("ARN"), "resources[0].ARN")
+        if arn:
+            return arn
+    bucket = params.get("bucketName")
+    if type(bucket) is str and bucket:
+        key = params.get("key")
+        return f"arn:aws:s3:::{bucket}/{key}" if type(key) is str else f"arn:aws:s3:::{bucket}"
+    for name in RESOURCE_PARAMS:
+        value = params.get(name)
+        if type(value) is str and value:
+            return value
+    return None
+
+
+def outcome_of(record: dict[str, Any], event_name: str) -> str:
+    if record.get("errorCode"):
+        return "failure"
+    if event_name == "ConsoleLogin":
+        response = record.get("responseElements")
+        if type(response) is dict and response.get("ConsoleLogin") == "Failure":
+            return "failure"
+    return "success"
+
+
+def bedrock_fields(
+    event_source: str, event_name: str, params: dict[str, Any], extra: dict[str, Any]
+) -> dict[str, Any]:
+    """Model and token counts of a Bedrock invocation ({} for any other call).
+
+    Token counts are only read from additionalEventData.inputTokens/outputTokens;
+    CloudTrail omits them for many calls, and then they stay NaN.
+    """
+    if event_name not in BEDROCK_INVOKE or not event_source.startswith("bedrock"):
+        return {}
+    return {
+        "model": opt_str(params.get("modelId"), "requestParameters.modelId"),
+        "input_tokens": opt_num(extra.get("inputTokens"), "additionalEventData.inputTokens"),
+        "output_tokens": opt_num(extra.get("outputTokens"), "additionalEventData.outputTokens"),
+    }
+
+
+def parse_cloudtrail(record: dict[str, Any], max_ts: float) -> Event:
+    """Normalise one CloudTrail record; raises ParseError."""
+    stamp = record.get("eventTime")
+    timestamp = to_epoch(stamp if stamp is not None else record.get("@timestamp"), "eventTime", max_ts)
+    event_name = opt_str(record.get("eventName"), "eventName")
+    event_source = opt_str(record.get("eventSource"), "eventSource")
+    if not event_name or not event_source:
+        raise reject("missing_field", "eventSource and eventName are required")
+    ident = record.get("userIdentity")
+    if ident is None:
+        raise reject("missing_field", "userIdentity is required")
+    params = _dict(record.get("requestParameters"), "requestParameters")
+    extra = _dict(record.get("additionalEventData"), "additionalEventData")
+    ip = opt_str(record.get("sourceIPAddress"), "sourceIPAddress")
+    return Event(
+        timestamp=timestamp,
+        event_id=opt_str(record.get("eventID"), "eventID") or content_id(record),
+        source_format="cloudtrail",
+        action=event_source.split(".", 1)[0] + ":" + event_name,
+        outcome=outcome_of(record, event_name),
+        category=opt_str(record.get("eventCategory"), "eventCategory"),
+        source_ip=ip,
+        network=network_of(ip) if ip else None,
+        user_agent=opt_str(record.get("userAgent"), "userAgent"),
+        service=event_source,
+        resource=resource_of(record, params),
+        bytes_out=opt_num(extra.get("bytesTransferredOut"), "bytesTransferredOut"),
+        bytes_in=opt_num(extra.get("bytesTransferredIn"), "bytesTransferredIn"),
+        raw=record,
+        **principal(_dict(ident, "userIdentity")),
+        **bedrock_fields(event_source, event_name, params, extra),
+    )

@@ -1,0 +1,1 @@
+"""Detectors (raw anomaly scores) and calibration (scores -> severity)."""

@@ -1,0 +1,50 @@
+"""The contract every detector follows.
+
+A detector maps a batch of feature rows to raw anomaly scores: higher means
+more anomalous. It is seeded and deterministic: the same stream of
+``learn``/``score`` calls gives the same scores. Its whole state round-trips
+through ``state_dict``/``from_state`` as plain numpy arrays and JSON-able
+scalars, so checkpoints never need pickle.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+State = dict[str, Any]  # values: np.ndarray, int, float, str, bool, or lists of them
+
+
+class Detector(ABC):
+    """Online anomaly detector over fixed-width float feature rows."""
+
+    name: str = "detector"
+
+    def __init__(self, n_features: int, seed: int = 0) -> None:
+        self.n_features = n_features
+        self.seed = seed
+
+    @abstractmethod
+    def score(self, X: np.ndarray) -> np.ndarray:
+        """Raw scores, shape (n,), float64; higher = more anomalous. Does not learn."""
+
+    @abstractmethod
+    def learn(self, X: np.ndarray) -> None:
+        """Update the model with rows judged normal enough to learn from."""
+
+    @abstractmethod
+    def state_dict(self) -> State:
+        """Everything needed to resume, as arrays and scalars (no objects)."""
+
+    @classmethod
+    @abstractmethod
+    def from_state(cls, state: State) -> Detector:
+        """Rebuild a detector from ``state_dict()`` output; validates shapes."""
+
+    def score_one(self, x: np.ndarray) -> float:
+        return float(self.score(x.reshape(1, -1))[0])
+
+    def learn_one(self, x: np.ndarray) -> None:
+        self.learn(x.reshape(1, -1))

@@ -1,0 +1,163 @@
+import math
+import random
+
+import numpy as np
+
+from detector.features import EntityLimits
+from detector.features.access import ACCESS_FEATURES, AccessFeaturizer
+from detector.features.inference import INFERENCE_FEATURES, InferenceFeaturizer
+from detector.features.profiles import AccessProfile
+from tests.factories import T0, access_event, inference_event
+
+A = {name: i for i, name in enumerate(ACCESS_FEATURES)}
+I = {name: i for i, name in enumerate(INFERENCE_FEATURES)}
+
+
+def history(n: int = 300, entity: str = "alice") -> list:
+    # weekday working hours only, so 03:00 and weekends are unusual
+    events = []
+    for i in range(n):
+        day, minute = divmod(i, 30)
+        ts = T0 + day * 86_400 + 13 * 3600 + minute * 600
+        events.append(access_event(i, entity=entity, user_name=entity, timestamp=ts))
+    return events
+
+
+def featurize(f: AccessFeaturizer, events: list) -> np.ndarray:
+    X, _ = f.featurize(events, [e.entity for e in events])
+    return X
+
+
+def test_routine_event_looks_routine_and_exfiltration_does_not() -> None:
+    f = AccessFeaturizer()
+    events = history()
+    featurize(f, events)
+    last = events[-1].timestamp
+    routine = featurize(f, [access_event(999, timestamp=last + 600)])[0]
+    exfil = featurize(
+        f, [access_event(1000, timestamp=last + 1200, bytes_out=2.1e9, rows=5e6)]
+    )[0]
+    assert abs(routine[A["bytes_out_vs_baseline"]]) < 2
+    assert exfil[A["bytes_out_vs_baseline"]] > 10
+    assert exfil[A["rows_vs_baseline"]] > 10
+    assert routine[A["new_network"]] == 0.0
+
+
+def test_novelty_of_network_agent_action_country() -> None:
+    f = AccessFeaturizer()
+    events = history()
+    featurize(f, events)
+    odd = access_event(
+        1000,
+        timestamp=events[-1].timestamp + 60,
+        network="185.220.101.0/24",
+        user_agent="python-requests/2.31",
+        action="iam:CreateAccessKey",
+        country="RU",
+    )
+    row = featurize(f, [odd])[0]
+    for name in ("new_network", "new_user_agent", "new_action", "new_country"):
+        assert row[A[name]] == 1.0, name
+    assert row[A["action_rarity"]] > 3  # never seen across the population either
+
+
+def test_night_is_rarer_than_working_hours() -> None:
+    f = AccessFeaturizer()
+    events = history()
+    featurize(f, events)
+    day_start = T0 + 20 * 86_400
+    usual = featurize(f, [access_event(1, timestamp=day_start + 14 * 3600)])[0]
+    night = featurize(f, [access_event(2, timestamp=day_start + 3 * 3600 + 720)])[0]
+    assert night[A["hour_rarity"]] > usual[A["hour_rarity"]] + 1.0
+
+
+def test_cold_entity_is_compared_with_its_peer_group() -> None:
+    f = AccessFeaturizer(EntityLimits(cold_start_events=20))
+    for name in ("alice", "bob", "carol"):
+        featurize(f, history(60, entity=name))
+    newcomer_known_net = access_event(1, entity="dave", timestamp=T0 + 3 * 86_400 + 13 * 3600)
+    row = featurize(f, [newcomer_known_net])[0]
+    assert row[A["new_network"]] == 0.0  # new to dave, but his peers use it: not novel
+    newcomer_odd_net = access_event(
+        2, entity="erin", network="185.220.101.0/24", timestamp=T0 + 3 * 86_400 + 13 * 3600
+    )
+    assert featurize(f, [newcomer_odd_net])[0][A["new_network"]] == 1.0
+    # a newcomer's first event is no more a "burst" than a known user's first of the day
+    alice_next_day = featurize(f, [access_event(3, timestamp=T0 + 3 * 86_400 + 13 * 3600)])[0]
+    assert abs(row[A["rate_vs_baseline"]] - alice_next_day[A["rate_vs_baseline"]]) < 1.5
+
+
+def test_failure_ratio_and_distinct_resources_rise_under_attack() -> None:
+    f = AccessFeaturizer()
+    events = history()
+    featurize(f, events)
+    t = events[-1].timestamp
+    brute = [access_event(2000 + i, timestamp=t + i, outcome="failure") for i in range(20)]
+    sweep = [access_event(3000 + i, timestamp=t + 30 + i, resource=f"/s3/{i}") for i in range(50)]
+    rows_brute = featurize(f, brute)
+    rows_sweep = featurize(f, sweep)
+    assert rows_brute[-1][A["failure_ratio"]] > 0.9
+    assert rows_brute[-1][A["rate_vs_baseline"]] > 2
+    assert math.expm1(rows_sweep[-1][A["distinct_resources_10m"]]) > 40
+
+
+def test_features_are_deterministic() -> None:
+    events = history(200)
+    a = featurize(AccessFeaturizer(), events)
+    b = featurize(AccessFeaturizer(), events)
+    assert np.array_equal(a, b)
+
+
+def test_entity_cap_and_ttl_bound_memory() -> None:
+    f = AccessFeaturizer(EntityLimits(max_entities=100, ttl_s=3600))
+    flood = [access_event(i, entity=f"user-{i}", timestamp=T0 + i) for i in range(5_000)]
+    featurize(f, flood)
+    assert len(f.entities) <= 100
+    assert f.entities.evicted >= 4_900
+    later = [access_event(i, entity=f"late-{i}", timestamp=T0 + 86_400 + i) for i in range(5000)]
+    featurize(f, later)
+    assert all(p.last_ts >= T0 + 86_400 for _, p in f.entities.items())  # TTL swept the old
+
+
+def test_profile_state_round_trip() -> None:
+    f = AccessFeaturizer()
+    featurize(f, history(100))
+    prof = f.entities.get("alice", T0)
+    clone = AccessProfile.from_state(prof.to_state())
+    assert clone.to_state() == prof.to_state()
+
+
+def test_inference_extraction_and_probing_signals() -> None:
+    f = InferenceFeaturizer()
+    rng = random.Random(0)
+    normal = [
+        inference_event(
+            i,
+            entity=f"ak_{i % 5}",
+            input_vector=tuple(rng.gauss(0, 1) for _ in range(4)),
+        )
+        for i in range(2_000)
+    ]
+    f.featurize(normal, [e.entity for e in normal])
+    t = normal[-1].timestamp
+    extraction = [
+        inference_event(
+            5000 + i,
+            entity="ak_thief",
+            timestamp=t + i * 0.05,
+            input_vector=tuple(rng.uniform(-8, 8) for _ in range(4)),
+            confidence=0.4,
+        )
+        for i in range(600)
+    ]
+    X, _ = f.featurize(extraction, [e.entity for e in extraction])
+    assert np.median(X[:, I["input_novelty"]]) > 2.0
+    assert X[-1, I["confidence_shift"]] < -0.3
+    assert X[-1, I["rate_vs_baseline"]] > 2
+    probe = [
+        inference_event(9000 + i, entity="ak_probe", timestamp=t + 10 + i,
+                        input_vector=(0.5, 0.5, 0.5, 0.5 + 1e-4 * i))
+        for i in range(20)
+    ]
+    Xp, _ = f.featurize(probe, [e.entity for e in probe])
+    assert Xp[-1, I["query_distance"]] < -3  # near-duplicates: far closer than usual
