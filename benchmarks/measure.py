@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
@@ -38,10 +39,8 @@ def reset_rss_peak() -> int:
     Writing "5" to clear_refs resets VmHWM to the current RSS (Linux >= 4.0);
     if that is not allowed the later peak is still a valid upper bound.
     """
-    try:
+    with contextlib.suppress(OSError):
         (PROC_SELF / "clear_refs").write_text("5")
-    except OSError:
-        pass
     return _status_kib("VmRSS")
 
 

@@ -45,7 +45,7 @@ def iso(ts: float) -> str:
     >>> iso(0.25)
     '1970-01-01T00:00:00.250Z'
     """
-    ms = int(round(ts * 1000))
+    ms = round(ts * 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
@@ -75,7 +75,7 @@ def build_alert(
             "kind": "alert",
             "id": alert_id(model.name, model.version, ev.event_id),
             "risk_score": round(verdict.severity, 2),
-            "severity": int(round(verdict.severity)),
+            "severity": round(verdict.severity),
             "created": iso(created),
             "module": "auditwatch",
             "dataset": "auditwatch.alerts",

@@ -48,6 +48,7 @@ class Daemon:
         self.on_alerts = on_alerts
         self.shutdown_deadline_s = shutdown_deadline_s
         self.batches = 0
+        self.events = 0  # events scored and committed
         self._rng = random.Random()  # jitter only; never affects scores
 
     def run(self, max_idle_polls: int | None = None) -> int:
@@ -56,7 +57,7 @@ class Daemon:
         while not self.stop.is_set():
             batch = self.source.poll()
             if not batch:
-                idle += 1
+                idle += 1 if self.source.assigned() else 0  # a group join is not idleness
                 self._update_lag()
                 if max_idle_polls is not None and idle >= max_idle_polls:
                     break
@@ -75,6 +76,7 @@ class Daemon:
         self.source.commit(batch)
         self.metrics.commits.inc()
         self.batches += 1
+        self.events += result.events
         self._observe_latency(result.alerts)
         if self.on_alerts and result.alerts:
             self.on_alerts(result.alerts)

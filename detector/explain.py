@@ -70,6 +70,11 @@ def _rate(ev: Event, ctx: Context) -> str:
     return f"{human_count(now)} events in 5 min vs usual {human_count(usual)}"
 
 
+def _shift(signal: str, ctx: Context) -> str:
+    recent, usual = ctx.get(f"{signal}_recent", math.nan), ctx.get(f"{signal}_usual", math.nan)
+    return f"recent output {signal} {recent:.2f} vs usual {usual:.2f}"
+
+
 def _rarity(kind: str, value: str | None, surprise: float) -> str:
     share = math.exp(-surprise) * 100
     return f"{kind} {value} is rare across all entities ({share:.2g}% of events)"
@@ -111,14 +116,8 @@ TEMPLATES: dict[str, Callable[[Event, Context, float], str]] = {
         )
         + f": distance to own recent queries x{math.exp(v):.2g} the model's typical"
     ),
-    "confidence_shift": lambda ev, ctx, v: (
-        f"recent output confidence"
-        f" {ctx.get('confidence_recent', math.nan):.2f} vs usual {ctx.get('confidence_usual', math.nan):.2f}"
-    ),
-    "entropy_shift": lambda ev, ctx, v: (
-        f"recent output entropy"
-        f" {ctx.get('entropy_recent', math.nan):.2f} vs usual {ctx.get('entropy_usual', math.nan):.2f}"
-    ),
+    "confidence_shift": lambda ev, ctx, v: _shift("confidence", ctx),
+    "entropy_shift": lambda ev, ctx, v: _shift("entropy", ctx),
     "payload_vs_baseline": lambda ev, ctx, v: _volume(
         "payload",
         ev.input_size if ev.input_size == ev.input_size else ev.input_tokens,
@@ -157,7 +156,7 @@ def explain(
     for i in chosen:
         name, value = names[i], float(row[i])
         item: dict[str, Any] = {"feature": name, "text": TEMPLATES[name](ev, ctx, value)}
-        observed = OBSERVED.get(name, lambda ev: value)(ev)
+        observed = OBSERVED[name](ev) if name in OBSERVED else value
         item["value"] = _finite(observed)
         if name in BASELINE_KEYS:
             item["baseline"] = _finite(ctx.get(BASELINE_KEYS[name], math.nan))

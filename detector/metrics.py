@@ -116,7 +116,9 @@ class BatchHistogram(Collector):
         family = HistogramMetricFamily(self.name, self.doc, labels=[self.label])
         for value, (counts, total) in self._series.items():
             cumulative = np.cumsum(counts)
-            buckets = [(str(float(e)), float(c)) for e, c in zip(self.edges, cumulative[:-1])]
+            buckets = [
+                (str(float(e)), float(c)) for e, c in zip(self.edges, cumulative[:-1], strict=True)
+            ]
             buckets.append(("+Inf", float(cumulative[-1])))
             family.add_metric([value], buckets, total[0])
         yield family

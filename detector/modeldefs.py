@@ -35,6 +35,9 @@ class DetectorSpec(_Strict):
 class AlertSpec(_Strict):
     budget_per_10k: float = Field(10.0, gt=0, le=10_000)  # alerts per 10,000 events
     learn_from_alerts: bool = False
+    # events at or above this severity are not learned from either (1-in-100 by default):
+    # without it a slowly ramping attack teaches the model, step by step, that it is normal
+    learn_below_severity: float = Field(40.0, ge=0, le=100)
     max_explanations: int = Field(3, ge=1, le=10)
     calibration_window: int = Field(20_000, ge=1_000)
 

@@ -49,6 +49,7 @@ def score_files(
     metrics: Metrics | None = None,
 ) -> ScoreSummary:
     pipeline = build_pipeline(settings, specs, metrics or Metrics(), route_by_topic=False)
+    alerts_path.unlink(missing_ok=True)  # outputs describe this run only, like --scores
     alerts = JsonlSink(alerts_path)
     dead_letter = FileDeadLetter(dead_letter_path)
     summary = ScoreSummary()

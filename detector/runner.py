@@ -73,6 +73,7 @@ class ModelRunner:
             min_samples=2 * det.block_size,
         )
         self.threshold = self.calibrator.threshold_for_budget(spec.alerts.budget_per_10k)
+        self.learn_below = spec.alerts.learn_below_severity
         self.stats = FeatureStats(len(self.names))
         self.seen = 0  # events processed, in order
         self._learn: list[np.ndarray] = []  # this block's rows to learn from
@@ -96,7 +97,7 @@ class ModelRunner:
             take = min(len(events) - pos, self.block - self.in_block)
             part = slice(pos, pos + take)
             flagged = self._score_part(X[part], severity[part], raw[part])
-            alert_rows.extend(pos + i for i in np.flatnonzero(flagged))
+            alert_rows.extend(pos + int(i) for i in np.flatnonzero(flagged))
             pos += take
         created = time.time() if now is None else now
         alerts = [
@@ -113,13 +114,15 @@ class ModelRunner:
         """Score rows within one block; learn and recalibrate when the block completes."""
         warm = self.seen >= self.spec.detector.warmup_events
         flagged = np.zeros(len(X), dtype=bool)
+        suspicious = flagged
         if warm:
             raw_out[:] = self.detector.score(X)
             self._raw.append(raw_out.copy())
             if self.calibrator.ready:
                 severity_out[:] = self.calibrator.severity(raw_out)
                 flagged = severity_out >= self.threshold
-        learn = X if self.spec.alerts.learn_from_alerts else X[~flagged]
+                suspicious = severity_out >= min(self.threshold, self.learn_below)
+        learn = X if self.spec.alerts.learn_from_alerts else X[~suspicious]
         self._learn.append(learn)
         self.seen += len(X)
         if self.in_block == 0:

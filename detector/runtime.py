@@ -52,5 +52,10 @@ def run_daemon(
             shutdown_deadline_s=settings.shutdown_deadline_s,
         )
         code = daemon.run(max_idle_polls=max_idle_polls)
-        log.info("stopped after %d batches (exit %d)", daemon.batches, code)
+        log.info(
+            "stopped: %d events scored and committed in %d batches (exit %d)",
+            daemon.events,
+            daemon.batches,
+            code,
+        )
         return code

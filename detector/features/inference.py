@@ -177,3 +177,51 @@ class InferenceFeaturizer(FeatureState[InferenceProfile]):
         conf = prof.confidence - usual_conf
         ent = prof.entropy - usual_ent
         return (0.0 if conf != conf else conf), (0.0 if ent != ent else ent)
+
+
+def _traffic_state(t: ModelTraffic) -> dict[str, Any]:
+    return {
+        "mean": t.mean.copy(),
+        "var": t.var.copy(),
+        "signals": [t.confidence, t.entropy, t.log_distance],
+    }
+
+
+def _traffic_from(state: dict[str, Any]) -> ModelTraffic:
+    mean = np.asarray(state["mean"], dtype=np.float64)
+    traffic = ModelTraffic(mean.shape[0])
+    traffic.mean = mean.copy()
+    traffic.var = np.asarray(state["var"], dtype=np.float64).copy()
+    traffic.confidence, traffic.entropy, traffic.log_distance = map(float, state["signals"])
+    return traffic
+
+
+def inference_state(f: InferenceFeaturizer) -> dict[str, Any]:
+    """Everything the featurizer knows, as JSON-able values and arrays (LRU order kept)."""
+    store = f.entities
+    return {
+        "entities": {
+            "keys": [k for k, _ in store.items()],
+            "profiles": [p.to_state() for _, p in store.items()],
+            "evicted": store.evicted,
+            "since_sweep": store._since_sweep,
+        },
+        "peers": {k: p.to_state() for k, p in f.peers.items()},
+        "peer_rates": dict(f.peer_rates),
+        "population": {k: v.to_state() for k, v in f.population.items()},
+        "models": {k: _traffic_state(t) for k, t in f.models.items()},
+    }
+
+
+def load_inference_state(f: InferenceFeaturizer, state: dict[str, Any]) -> None:
+    from detector.features.population import KeyFrequencies
+
+    ents = state["entities"]
+    for key, prof in zip(ents["keys"], ents["profiles"], strict=True):
+        f.entities.put(key, InferenceProfile.from_state(prof))
+    f.entities.evicted = int(ents["evicted"])
+    f.entities._since_sweep = int(ents["since_sweep"])
+    f.peers = {k: InferenceProfile.from_state(v) for k, v in state["peers"].items()}
+    f.peer_rates = {k: float(v) for k, v in state["peer_rates"].items()}
+    f.population = {k: KeyFrequencies.from_state(v) for k, v in state["population"].items()}
+    f.models = {k: _traffic_from(v) for k, v in state["models"].items()}

@@ -24,7 +24,16 @@ RECENT_INPUTS = 32  # PRADA: compare a query with the caller's last N queries
 class Profile:
     """State common to access and inference profiles."""
 
-    __slots__ = ("fail_ewma", "first_ts", "habit", "last_ts", "n", "rate_long", "rate_short", "seen")
+    __slots__ = (
+        "fail_ewma",
+        "first_ts",
+        "habit",
+        "last_ts",
+        "n",
+        "rate_long",
+        "rate_short",
+        "seen",
+    )
 
     def __init__(self) -> None:
         self.n = 0

@@ -48,13 +48,22 @@ class ParseOptions:
     resource); ``source.bytes`` is what the caller sent. First present field wins.
     """
 
-    resource_fields: tuple[str, ...] = ("url.path", "file.path", "destination.address", "url.domain")
+    resource_fields: tuple[str, ...] = (
+        "url.path",
+        "file.path",
+        "destination.address",
+        "url.domain",
+    )
     bytes_out_fields: tuple[str, ...] = (
         "destination.bytes",
         "http.response.body.bytes",
         "http.response.bytes",
     )
-    bytes_in_fields: tuple[str, ...] = ("source.bytes", "http.request.body.bytes", "http.request.bytes")
+    bytes_in_fields: tuple[str, ...] = (
+        "source.bytes",
+        "http.request.body.bytes",
+        "http.request.bytes",
+    )
     rows_fields: tuple[str, ...] = ("db.response.returned_rows", "auditwatch.rows")
     max_message_bytes: int = 1_048_576
     max_depth: int = 64
@@ -111,8 +120,13 @@ def opt_num(value: Any, name: str) -> float:
     return out
 
 
-@lru_cache(maxsize=8192)
 def _iso_to_epoch(text: str) -> float:
+    # only plausible lengths are cached, so hostile strings cannot bloat the cache
+    return _cached_iso(text) if len(text) <= 40 else _cached_iso.__wrapped__(text)
+
+
+@lru_cache(maxsize=8192)
+def _cached_iso(text: str) -> float:
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)  # zone-less timestamps are taken as UTC
@@ -141,13 +155,17 @@ def to_epoch(value: Any, name: str, max_ts: float) -> float:
     return ts
 
 
-@lru_cache(maxsize=65536)
 def network_of(ip: str) -> str | None:
     """The /24 (IPv4) or /48 (IPv6) of an address; None if it is not an IP.
 
     >>> network_of("10.2.3.4"), network_of("2001:db8::1"), network_of("s3.amazonaws.com")
     ('10.2.3.0/24', '2001:db8::/48', None)
     """
+    return _cached_network(ip) if len(ip) <= 64 else None  # no IP is longer
+
+
+@lru_cache(maxsize=65536)
+def _cached_network(ip: str) -> str | None:
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
@@ -202,6 +220,8 @@ def is_service_account(roles: Any, user_name: str | None) -> bool:
 
 def depth_exceeds(value: Any, max_depth: int) -> bool:
     """True if containers nest deeper than ``max_depth`` (iterative: no recursion)."""
+    if type(value) is not dict and type(value) is not list:
+        return False
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()

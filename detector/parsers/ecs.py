@@ -96,7 +96,7 @@ def parse_ecs(
     record: dict[str, Any], flat: dict[str, Any], options: ParseOptions, max_ts: float
 ) -> Event:
     """Normalise one ECS document (``flat`` = ``flatten(record)``); raises ParseError."""
-    timestamp = to_epoch(flat.get("@timestamp"), "@timestamp", max_ts)
+    timestamp = to_epoch(flat.get("@timestamp", record.get("@timestamp")), "@timestamp", max_ts)
     event_id = opt_str(flat.get("event.id"), "event.id") or content_id(record)
     action = flat.get("event.action") or flat.get("event.code")
     return Event(

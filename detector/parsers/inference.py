@@ -66,7 +66,12 @@ def caller(flat: dict[str, Any]) -> dict[str, Any]:
         entity_type = "service"
     else:
         entity_type = "user"
-    return {"entity": entity, "entity_type": entity_type, "user_id": user_id, "user_name": user_name}
+    return {
+        "entity": entity,
+        "entity_type": entity_type,
+        "user_id": user_id,
+        "user_name": user_name,
+    }
 
 
 def measurements(flat: dict[str, Any]) -> dict[str, Any]:
@@ -85,14 +90,12 @@ def measurements(flat: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def parse_inference(
-    record: dict[str, Any], flat: dict[str, Any], max_ts: float
-) -> Event:
+def parse_inference(record: dict[str, Any], flat: dict[str, Any], max_ts: float) -> Event:
     """Normalise one inference event (``flat`` = ``flatten(record)``); raises ParseError."""
     model = opt_str(flat.get(MODEL_FIELD), MODEL_FIELD)
     if not model:
         raise reject("missing_field", f"{MODEL_FIELD} is required")
-    timestamp = to_epoch(flat.get("@timestamp"), "@timestamp", max_ts)
+    timestamp = to_epoch(flat.get("@timestamp", record.get("@timestamp")), "@timestamp", max_ts)
     ip = opt_str(flat.get("source.ip"), "source.ip")
     network = network_of(ip) if ip else None
     version = opt_str(flat.get(_PREFIX + "model_version"), _PREFIX + "model_version")

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from elastic_transport import (
     ConnectionError,
     ConnectionTimeout,
@@ -25,6 +26,7 @@ from elastic_transport import (
     TransportError,
     Urllib3HttpNode,
 )
+from elastic_transport.client_utils import DEFAULT, DefaultType
 from elasticsearch import ApiError, Elasticsearch
 from pydantic import SecretStr
 
@@ -57,7 +59,7 @@ class PlainJsonHttpNode(Urllib3HttpNode):
         target: str,
         body: bytes | None = None,
         headers: HttpHeaders | None = None,
-        **kwargs: Any,
+        request_timeout: DefaultType | float | None = DEFAULT,
     ) -> NodeApiResponse:
         if headers:
             headers = headers.copy()
@@ -65,7 +67,9 @@ class PlainJsonHttpNode(Urllib3HttpNode):
                 value = headers.get(name)
                 if value:
                     headers[name] = _VENDOR_MEDIA_TYPE.sub(r"application/\1", value)
-        return super().perform_request(method, target, body=body, headers=headers, **kwargs)
+        return super().perform_request(
+            method, target, body=body, headers=headers, request_timeout=request_timeout
+        )
 
 
 def load_template(prefix: str) -> dict[str, Any]:
@@ -119,7 +123,7 @@ class ElasticsearchSink:
         if compat_plain_json:
             options["node_class"] = PlainJsonHttpNode
         self.client = Elasticsearch(self.hosts, **options)
-        self._buffer: dict[str, tuple[str, AlertDoc]] = {}  # id -> (index, doc); last wins
+        self._buffer: dict[str, bytes] = {}  # id -> NDJSON action + doc lines; last wins
         self._template_installed = False
         self._failures = 0
 
@@ -137,8 +141,11 @@ class ElasticsearchSink:
         self._template_installed = True
 
     def add(self, alerts: Sequence[AlertDoc]) -> None:
+        """Buffer alerts, serialised now with orjson (NaN -> null, numpy scalars allowed)."""
         for doc in alerts:
-            self._buffer[alert_id(doc)] = (daily_index(self.index_prefix, doc), doc)
+            doc_id = alert_id(doc)
+            action = {"index": {"_index": daily_index(self.index_prefix, doc), "_id": doc_id}}
+            self._buffer[doc_id] = orjson.dumps(action) + b"\n" + _dumps(doc) + b"\n"
 
     def flush(self) -> None:
         if not self._buffer:
@@ -146,12 +153,11 @@ class ElasticsearchSink:
         if not self._template_installed:
             self.ensure_template()
         ids = list(self._buffer)
-        operations: list[Mapping[str, Any]] = []
-        for doc_id in ids:
-            index, doc = self._buffer[doc_id]
-            operations += [{"index": {"_index": index, "_id": doc_id}}, doc]
         try:
-            response = self.client.bulk(operations=operations)
+            # Pre-encoded NDJSON passes through the client's serializer unchanged (as in
+            # elasticsearch.helpers); the type hint only lists the dict form.
+            body = b"".join(self._buffer.values())
+            response = self.client.bulk(operations=body)  # type: ignore[arg-type]
         except (ApiError, TransportError, SerializationError) as exc:
             raise self._classify(exc, "bulk request") from exc
         self._settle(ids, response.body.get("items", []))
@@ -199,6 +205,13 @@ class ElasticsearchSink:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _dumps(doc: AlertDoc) -> bytes:
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError as exc:
+        raise SinkError(f"alert {alert_id(doc)} is not JSON-serialisable: {exc}") from exc
 
 
 def _transient(status: int) -> bool:

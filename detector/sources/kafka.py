@@ -60,17 +60,19 @@ class KafkaSource:
                 **connection_options(settings),
             )
         except KafkaError as exc:
-            raise SourceError(f"cannot connect to Kafka {settings.bootstrap_servers}: {exc}") from exc
+            raise SourceError(
+                f"cannot connect to Kafka {settings.bootstrap_servers}: {exc}"
+            ) from exc
 
     def poll(self, timeout_ms: int | None = None) -> list[RawMessage]:
         """The next batch, in offset order within each partition."""
         timeout = self.settings.poll_timeout_ms if timeout_ms is None else timeout_ms
         records = self.consumer.poll(timeout_ms=timeout, max_records=self.settings.max_poll_records)
         batch: list[RawMessage] = []
-        for tp, recs in sorted(records.items(), key=lambda item: (item[0].topic, item[0].partition)):
-            batch.extend(
-                RawMessage(tp.topic, tp.partition, r.offset, r.value or b"") for r in recs
-            )
+        for tp, recs in sorted(
+            records.items(), key=lambda item: (item[0].topic, item[0].partition)
+        ):
+            batch.extend(RawMessage(tp.topic, tp.partition, r.offset, r.value or b"") for r in recs)
         return batch
 
     def commit(self, batch: list[RawMessage]) -> None:
@@ -81,6 +83,9 @@ class KafkaSource:
             nxt[tp] = max(nxt.get(tp, 0), msg.offset + 1)
         if nxt:
             self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in nxt.items()})
+
+    def assigned(self) -> bool:
+        return bool(self.consumer.assignment())
 
     def pause(self) -> None:
         """Stop fetching (backpressure) but stay in the group."""

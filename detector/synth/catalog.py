@@ -23,24 +23,26 @@ SITES: tuple[tuple[str, float, str, tuple[int, ...]], ...] = (
 SITE_WEIGHTS = (0.3, 0.2, 0.15, 0.15, 0.12, 0.08)
 
 FIRST_NAMES = (
-    "alice bob carol dan erin frank grace heidi ivan judy ken lena mallory nina oscar "
-    "peggy quinn rupert sybil trent uma victor wendy xavier yara zoe arjun bea chen "
-    "dmitri elif farah goran hana ines jonas kaito leila mateo noor priya"
-).split()
+    "alice", "bob", "carol", "dan", "erin", "frank", "grace", "heidi", "ivan", "judy", "ken",
+    "lena", "mallory", "nina", "oscar", "peggy", "quinn", "rupert", "sybil", "trent", "uma",
+    "victor", "wendy", "xavier", "yara", "zoe", "arjun", "bea", "chen", "dmitri", "elif", "farah",
+    "goran", "hana", "ines", "jonas", "kaito", "leila", "mateo", "noor", "priya"
+)  # fmt: skip
 LAST_NAMES = (
-    "nguyen smith mueller tanaka patel garcia okafor rossi kowalski dubois novak silva "
-    "jensen kim ivanova haddad lopez fischer sato khan moreau weber brown singh cohen"
-).split()
+    "nguyen", "smith", "mueller", "tanaka", "patel", "garcia", "okafor", "rossi", "kowalski",
+    "dubois", "novak", "silva", "jensen", "kim", "ivanova", "haddad", "lopez", "fischer", "sato",
+    "khan", "moreau", "weber", "brown", "singh", "cohen"
+)  # fmt: skip
 SERVICE_NAMES = (
-    "etl-orders etl-payments report-builder feature-sync backup-nightly log-shipper "
-    "billing-export search-indexer ml-training invoice-renderer crm-sync fraud-batch "
-    "dwh-loader image-resizer audit-archiver churn-scoring email-digest sitemap-gen "
-    "catalog-import gdpr-eraser"
-).split()
+    "etl-orders", "etl-payments", "report-builder", "feature-sync", "backup-nightly",
+    "log-shipper", "billing-export", "search-indexer", "ml-training", "invoice-renderer",
+    "crm-sync", "fraud-batch", "dwh-loader", "image-resizer", "audit-archiver", "churn-scoring",
+    "email-digest", "sitemap-gen", "catalog-import", "gdpr-eraser"
+)  # fmt: skip
 API_OWNERS = (
-    "svc-checkout svc-mobile-app svc-support-bot svc-risk svc-partner-portal "
-    "svc-recommendations svc-onboarding svc-claims"
-).split()
+    "svc-checkout", "svc-mobile-app", "svc-support-bot", "svc-risk", "svc-partner-portal",
+    "svc-recommendations", "svc-onboarding", "svc-claims"
+)  # fmt: skip
 
 BROWSERS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -57,8 +59,9 @@ CLI_AGENTS = (
 )
 CONSOLE_AGENT = "AWS Internal"
 SDK_AGENTS = (
-    "aws-sdk-java/2.25.11 Linux/5.10.213-201.855.amzn2.x86_64 OpenJDK_64-Bit_Server_VM/17.0.10+7-LTS "
-    "Java/17.0.10 vendor/Amazon.com_Inc. exec-env/AWS_ECS_EC2",
+    "aws-sdk-java/2.25.11 Linux/5.10.213-201.855.amzn2.x86_64 "
+    "OpenJDK_64-Bit_Server_VM/17.0.10+7-LTS Java/17.0.10 vendor/Amazon.com_Inc. "
+    "exec-env/AWS_ECS_EC2",
     "aws-sdk-go-v2/1.26.1 os/linux lang/go#1.22.1 md/GOOS#linux md/GOARCH#amd64 api/s3#1.53.0",
     "Boto3/1.34.69 md/Botocore#1.34.69 ua/2.0 os/linux#5.10.213 md/arch#x86_64 "
     "lang/python#3.11.8 exec-env/AWS_Lambda_python3.11 Botocore/1.34.69",

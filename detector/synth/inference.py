@@ -73,13 +73,10 @@ def inference_record(
     tokens: tuple[int, int] = (0, 0),
     failed: bool = False,
 ) -> dict[str, Any]:
-    """One inference event; ``vector`` is None for text models (tokens given instead)."""
-    inp: dict[str, Any] = {}
-    if vector is not None:
-        inp["vector"] = np.round(vector, 3)
-        inp["size_bytes"] = 64 + 4 * model.dim
-    else:
-        inp["size_bytes"] = 4 * tokens[0] + 40
+    """One inference event; ``vector`` is None for text models (tokens given instead).
+
+    ``vector`` is written as given: round it first (3 decimals keeps messages short).
+    """
     rec: dict[str, Any] = {
         "@timestamp": iso_millis(ts),
         "event": {
@@ -91,19 +88,29 @@ def inference_record(
         "user": {"id": ent.user_id},
         "source": {"ip": ip},
         "user_agent": {"original": agent},
-        "auditwatch": {
-            "inference": {
-                "api_key_id": ent.key,
-                "model_version": model.version,
-                "input": inp,
-            }
-        },
+        "auditwatch": {"inference": _details(ent, model, vector, confidence, tokens)},
     }
     if model.dim == 0:  # text model: token usage instead of a class distribution
         rec["gen_ai"]["usage"] = {"input_tokens": tokens[0], "output_tokens": tokens[1]}
+    return rec
+
+
+def _details(
+    ent: Entity,
+    model: ModelSpec,
+    vector: np.ndarray | None,
+    confidence: float,
+    tokens: tuple[int, int],
+) -> dict[str, Any]:
+    """The ``auditwatch.inference`` object: key, version, input and output summaries."""
+    out: dict[str, Any] = {"api_key_id": ent.key, "model_version": model.version}
+    if vector is not None:
+        out["input"] = {"vector": vector, "size_bytes": 64 + 4 * model.dim}
     else:
-        rec["auditwatch"]["inference"]["output"] = {
+        out["input"] = {"size_bytes": 4 * tokens[0] + 40}
+    if model.dim:
+        out["output"] = {
             "confidence": round(confidence, 4),
             "entropy": round(entropy_of(confidence, model.n_classes), 4),
         }
-    return rec
+    return out

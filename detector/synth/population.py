@@ -20,7 +20,7 @@ from detector.synth.catalog import ActionSpec, ct, ecs
 HUMAN_KINDS = ("analyst", "engineer", "admin")
 
 # Relative activity by local hour (0..23) for each behaviour class.
-_OFFICE = (0.02,) * 6 + (0.05, 0.3, 0.8) + (1.0,) * 3 + (0.7,) + (1.0,) * 4
+_OFFICE: tuple[float, ...] = (0.02,) * 6 + (0.05, 0.3, 0.8) + (1.0,) * 3 + (0.7,) + (1.0,) * 4
 _OFFICE += (0.7, 0.35, 0.15, 0.12, 0.1, 0.08, 0.04)
 _CUSTOMER = tuple(0.25 + 0.75 * max(0.0, float(np.sin(np.pi * (h - 6) / 17))) for h in range(24))
 WEEKEND = {"human": 0.08, "service": 1.0, "api_key": 0.6}
@@ -69,38 +69,51 @@ def _human_actions(kind: str, rnd: random.Random) -> list[ActionSpec]:
         ecs("file", "file-read", resources=_pick(rnd, cat.FILE_PATHS, 2), weight=0.4),
     ]
     if kind == "analyst":
-        pii = (rnd.choice(cat.PII_TABLES),)
-        return common + [
-            ct("s3", "GetObject", "s3_object", resources=data, weight=2.0),
-            ct("s3", "ListObjects", "s3_bucket", resources=data, weight=0.8),
-            ct("athena", "StartQueryExecution", read_only=False, weight=1.0),
-            ct("athena", "GetQueryResults", weight=1.0),
-            ct("bedrock", "InvokeModel", "bedrock", weight=0.5),
-            ecs("database", "query", resources=tables + pii, weight=3.0),
-        ]
+        return common + _analyst_actions(rnd, data, tables)
     if kind == "engineer":
-        arts = _pick(rnd, cat.ARTIFACT_BUCKETS, 2)
-        return common + [
-            ct("ec2", "DescribeInstances", weight=1.5),
-            ct("ssm", "GetParameter", weight=1.0),
-            ct("kms", "Decrypt", weight=0.8),
-            ct("s3", "GetObject", "s3_object", resources=arts, weight=1.2),
-            ct("s3", "PutObject", "s3_object", read_only=False, resources=arts, weight=0.5),
-            ct("logs", "FilterLogEvents", weight=1.0),
-            ct("lambda", "UpdateFunctionCode", read_only=False, weight=0.2),
-            ct("bedrock", "InvokeModel", "bedrock", weight=0.6),
-            ecs("database", "query", resources=tables[:1], bytes_scale=0.2, weight=0.8),
-        ]
-    return common + [
-        ct("iam", "ListUsers", weight=1.2),
-        ct("iam", "ListRoles", weight=0.8),
-        ct("iam", "GetUser", weight=0.8),
-        ct("iam", "CreateAccessKey", "iam_admin", read_only=False, weight=0.08),
-        ct("iam", "AttachUserPolicy", "iam_admin", read_only=False, weight=0.05),
-        ct("cloudtrail", "DescribeTrails", weight=0.4),
-        ct("cloudtrail", "GetTrailStatus", weight=0.4),
-        ct("ec2", "DescribeInstances", weight=0.8),
+        return common + _engineer_actions(rnd, tables)
+    return common + _ADMIN_ACTIONS
+
+
+def _analyst_actions(
+    rnd: random.Random, data: tuple[str, ...], tables: tuple[str, ...]
+) -> list[ActionSpec]:
+    pii = (rnd.choice(cat.PII_TABLES),)
+    return [
+        ct("s3", "GetObject", "s3_object", resources=data, weight=2.0),
+        ct("s3", "ListObjects", "s3_bucket", resources=data, weight=0.8),
+        ct("athena", "StartQueryExecution", read_only=False, weight=1.0),
+        ct("athena", "GetQueryResults", weight=1.0),
+        ct("bedrock", "InvokeModel", "bedrock", weight=0.5),
+        ecs("database", "query", resources=tables + pii, weight=3.0),
     ]
+
+
+def _engineer_actions(rnd: random.Random, tables: tuple[str, ...]) -> list[ActionSpec]:
+    arts = _pick(rnd, cat.ARTIFACT_BUCKETS, 2)
+    return [
+        ct("ec2", "DescribeInstances", weight=1.5),
+        ct("ssm", "GetParameter", weight=1.0),
+        ct("kms", "Decrypt", weight=0.8),
+        ct("s3", "GetObject", "s3_object", resources=arts, weight=1.2),
+        ct("s3", "PutObject", "s3_object", read_only=False, resources=arts, weight=0.5),
+        ct("logs", "FilterLogEvents", weight=1.0),
+        ct("lambda", "UpdateFunctionCode", read_only=False, weight=0.2),
+        ct("bedrock", "InvokeModel", "bedrock", weight=0.6),
+        ecs("database", "query", resources=tables[:1], bytes_scale=0.2, weight=0.8),
+    ]
+
+
+_ADMIN_ACTIONS = [
+    ct("iam", "ListUsers", weight=1.2),
+    ct("iam", "ListRoles", weight=0.8),
+    ct("iam", "GetUser", weight=0.8),
+    ct("iam", "CreateAccessKey", "iam_admin", read_only=False, weight=0.08),
+    ct("iam", "AttachUserPolicy", "iam_admin", read_only=False, weight=0.05),
+    ct("cloudtrail", "DescribeTrails", weight=0.4),
+    ct("cloudtrail", "GetTrailStatus", weight=0.4),
+    ct("ec2", "DescribeInstances", weight=0.8),
+]
 
 
 def _service_actions(rnd: random.Random) -> list[ActionSpec]:
@@ -213,13 +226,17 @@ def make_service(i: int, rnd: random.Random) -> Entity:
         region="us-east-1",
         networks=(f"10.100.{i % 250}",),
         hosts=tuple(rnd.randrange(10, 250) for _ in range(3)),
-        agents={"cloudtrail": (rnd.choice(cat.SDK_AGENTS),), "database": (rnd.choice(cat.DRIVER_AGENTS),)},
+        agents={
+            "cloudtrail": (rnd.choice(cat.SDK_AGENTS),),
+            "database": (rnd.choice(cat.DRIVER_AGENTS),),
+        },
         actions=tuple(_service_actions(rnd)),
         bytes_mu=15.0 + rnd.gauss(0, 0.5),
         bytes_sigma=0.4,
         rows_mu=8.5 + rnd.gauss(0, 0.5),
         activity=rnd.lognormvariate(0, 0.4),
         hours=hours,
+        identity=_identity_role(role, rnd),
     )
 
 
@@ -228,7 +245,9 @@ def make_api_key(i: int, rnd: random.Random) -> Entity:
     internal = rnd.random() < 0.6
     site_i = rnd.choices(range(len(cat.SITES)), cat.SITE_WEIGHTS)[0]
     country, tz, region, octets = cat.SITES[site_i]
-    net = f"10.110.{i % 250}" if internal else f"{rnd.choice(octets)}.{rnd.randrange(256)}.{i % 256}"
+    net = (
+        f"10.110.{i % 250}" if internal else f"{rnd.choice(octets)}.{rnd.randrange(256)}.{i % 256}"
+    )
     models = rnd.sample(cat.INFERENCE_MODELS, rnd.choice((1, 1, 2)))
     return Entity(
         key=f"ak_live_{rnd.getrandbits(40):010x}",

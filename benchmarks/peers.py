@@ -1,0 +1,293 @@
+"""Tiny adapters giving every detector one prequential interface.
+
+``process_one(x)`` scores one row, then learns it; ``process_block(X)`` scores a
+block, then learns it; offline references ``fit(X)`` once and ``score(X)``.
+Scores are oriented so that higher = more anomalous. Optional peer packages are
+imported inside the factories, so this module imports with core deps only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SLOW_CAP = 20_000  # per-event prefix for peers too slow for whole streams
+VERY_SLOW_CAP = 2_000  # per-event prefix for a peer whose fast path is its batch mode
+REGISTRY_PATH = Path(__file__).resolve().parents[1] / "detector" / "scoring" / "registry.py"
+
+
+class Adapter:
+    """Common interface; subclasses implement the modes they support."""
+
+    def process_one(self, x: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def process_block(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def fit(self, X: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class PeerSpec:
+    """How to build one detector and which evaluation modes it supports."""
+
+    name: str
+    make: Callable[[int, int], Adapter]  # (n_features, seed) -> fresh adapter
+    per_event: bool = True
+    block: bool = False
+    offline: bool = False
+    event_cap: int | None = None  # full-mode cap on the per-event pass
+    block_cap: int | None = None  # full-mode cap on the mini-batch pass
+    note: str = ""
+
+
+class RunningZ:
+    """Online z-scaling: each row is scaled with the mean/std of the rows before it."""
+
+    def __init__(self, d: int) -> None:
+        self.n, self.mean, self.m2 = 0, np.zeros(d), np.zeros(d)
+
+    def scale_then_update(self, x: np.ndarray) -> np.ndarray:
+        std = np.sqrt(self.m2 / self.n) if self.n > 1 else np.ones_like(x)
+        z = (x - self.mean) / np.where(std > 0, std, 1.0)
+        self.n += 1  # Welford update
+        delta = x - self.mean
+        self.mean += delta / self.n
+        self.m2 += delta * (x - self.mean)
+        return z
+
+
+class Ours(Adapter):
+    """auditwatch ``Detector`` from ``detector.scoring.registry.make_detector``."""
+
+    def __init__(self, algorithm: str, d: int, seed: int) -> None:
+        from detector.scoring.registry import make_detector
+
+        self.det = make_detector(algorithm, d, {}, seed)
+
+    def process_one(self, x: np.ndarray) -> float:
+        s = self.det.score_one(x)
+        self.det.learn_one(x)
+        return s
+
+    def process_block(self, X: np.ndarray) -> np.ndarray:
+        s = self.det.score(X)
+        self.det.learn(X)
+        return s
+
+
+class RiverHST(Adapter):
+    """river HalfSpaceTrees (defaults) behind river's running MinMaxScaler."""
+
+    def __init__(self, d: int, seed: int) -> None:
+        from river import anomaly, preprocessing
+
+        self.model = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(seed=seed)
+
+    def process_one(self, x: np.ndarray) -> float:
+        row = dict(enumerate(x.tolist()))
+        s = self.model.score_one(row)
+        self.model.learn_one(row)
+        return float(s)
+
+
+class Krcf(Adapter):
+    """AWS Random Cut Forest (Rust) on online z-scaled rows."""
+
+    def __init__(self, d: int, seed: int) -> None:
+        import krcf
+
+        self.forest = krcf.RandomCutForest(
+            {"dimensions": d, "shingle_size": 1, "random_seed": seed, "output_after": 32}
+        )
+        self.scaler = RunningZ(d)
+
+    def process_one(self, x: np.ndarray) -> float:
+        z = self.scaler.scale_then_update(x).tolist()
+        s = self.forest.score(z)
+        self.forest.update(z)
+        return float(s)
+
+
+class PySAD(Adapter):
+    """A PySAD model through its prequential ``fit_score_partial``."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def process_one(self, x: np.ndarray) -> float:
+        return float(self.model.fit_score_partial(x))
+
+
+def _pysad(kind: str) -> Callable[[int, int], Adapter]:
+    def make(d: int, seed: int) -> Adapter:
+        from pysad import models
+
+        builders: dict[str, Callable[[], Any]] = {
+            "loda": lambda: models.LODA(random_state=seed),
+            "rrcf": lambda: models.RobustRandomCutForest(random_state=seed),
+            "xstream": lambda: models.xStream(random_state=seed),
+            "iforestasd": lambda: models.IForestASD(random_state=seed),
+        }
+        return PySAD(builders[kind]())
+
+    return make
+
+
+class PySADHST(Adapter):
+    """PySAD HalfSpaceTrees; it needs feature bounds, taken from the first window."""
+
+    WARMUP = 250
+
+    def __init__(self, d: int, seed: int) -> None:
+        self.seed = seed
+        self.buffer: list[np.ndarray] = []
+        self.model: Any = None
+
+    def process_one(self, x: np.ndarray) -> float:
+        if self.model is None:
+            self.buffer.append(x)
+            if len(self.buffer) < self.WARMUP:
+                return 0.0  # nothing learned yet: a constant score, as river's first window
+            from pysad.models import HalfSpaceTrees
+
+            W = np.asarray(self.buffer)
+            self.model = HalfSpaceTrees(
+                W.min(axis=0), W.max(axis=0), initial_window_X=W, random_state=self.seed
+            )
+            return 0.0
+        return float(self.model.fit_score_partial(x))
+
+
+def _capymoa_schema(d: int) -> Any:
+    from capymoa.stream import Schema
+
+    names = [f"f{i}" for i in range(d)]
+    return Schema.from_custom(
+        [*names, "class"], target="class", categories={"class": ["normal", "anomaly"]}
+    )
+
+
+class CapyHST(Adapter):
+    """CapyMOA (MOA, Java) HalfSpaceTrees; rows must be LabeledInstances to be learned."""
+
+    def __init__(self, d: int, seed: int) -> None:
+        from capymoa.anomaly import HalfSpaceTrees
+        from capymoa.core import LabeledInstance
+
+        self.schema = _capymoa_schema(d)
+        self.make_instance = LabeledInstance.from_array
+        self.model = HalfSpaceTrees(self.schema, random_seed=seed)
+
+    def process_one(self, x: np.ndarray) -> float:
+        # Label 0 ("normal") for every row: the model is unsupervised, no label leaks.
+        inst = self.make_instance(self.schema, x, 0)
+        s = self.model.score_instance(inst)
+        self.model.train(inst)
+        return float(s)
+
+
+class CapyOIF(Adapter):
+    """CapyMOA OnlineIsolationForest via its (private) batch methods, its fast path."""
+
+    def __init__(self, d: int, seed: int) -> None:
+        from capymoa.anomaly import OnlineIsolationForest
+
+        self.model = OnlineIsolationForest(_capymoa_schema(d), random_seed=seed)
+
+    def process_one(self, x: np.ndarray) -> float:
+        return float(self.process_block(x.reshape(1, -1))[0])
+
+    def process_block(self, X: np.ndarray) -> np.ndarray:
+        s = np.asarray(self.model._score_batch(X), dtype=np.float64)
+        self.model._learn_batch(X)
+        return s
+
+
+class SklearnIF(Adapter):
+    """scikit-learn IsolationForest (offline reference); score = -score_samples."""
+
+    def __init__(self, d: int, seed: int) -> None:
+        from sklearn.ensemble import IsolationForest
+
+        self.model = IsolationForest(random_state=seed)
+
+    def fit(self, X: np.ndarray) -> None:
+        self.model.fit(X)
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        return -self.model.score_samples(X)
+
+
+class Isotree(Adapter):
+    """isotree IsolationForest (offline reference), default settings, one thread."""
+
+    def __init__(self, d: int, seed: int) -> None:
+        from isotree import IsolationForest
+
+        self.model = IsolationForest(random_seed=seed, nthreads=1)
+
+    def fit(self, X: np.ndarray) -> None:
+        self.model.fit(X)
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict(X), dtype=np.float64)
+
+
+OUR_ALGORITHMS = ("online_iforest", "half_space_trees", "sliding_iforest")
+
+
+def _ours(algorithm: str) -> PeerSpec:
+    return PeerSpec(
+        f"auditwatch {algorithm}",
+        lambda d, seed: Ours(algorithm, d, seed),
+        block=True,
+        event_cap=SLOW_CAP,
+        note="ours",
+    )
+
+
+def all_specs() -> list[PeerSpec]:
+    """Every detector the harness knows; ours only once the registry module exists."""
+    ours = [_ours(a) for a in OUR_ALGORITHMS] if REGISTRY_PATH.exists() else []
+    return [
+        *ours,
+        PeerSpec("river HST", RiverHST, note="defaults, MinMaxScaler"),
+        PeerSpec("krcf RCF", Krcf, note="defaults, online z-scaling"),
+        PeerSpec(
+            "pysad HST", PySADHST, event_cap=SLOW_CAP, note="bounds+initial window: first 250 rows"
+        ),
+        PeerSpec("pysad LODA", _pysad("loda"), event_cap=SLOW_CAP),
+        PeerSpec("pysad IForestASD", _pysad("iforestasd"), event_cap=SLOW_CAP),
+        PeerSpec("pysad RRCF", _pysad("rrcf"), event_cap=SLOW_CAP),
+        PeerSpec("pysad xStream", _pysad("xstream"), event_cap=SLOW_CAP),
+        PeerSpec("capymoa HST", CapyHST, event_cap=SLOW_CAP, note="LabeledInstance, label 0"),
+        PeerSpec(
+            "capymoa OIF",
+            CapyOIF,
+            block=True,
+            event_cap=VERY_SLOW_CAP,
+            block_cap=SLOW_CAP,
+            note="private batch methods _score_batch/_learn_batch",
+        ),
+        PeerSpec("sklearn IF", SklearnIF, per_event=False, offline=True),
+        PeerSpec("isotree IF", Isotree, per_event=False, offline=True),
+    ]
+
+
+def select(names: list[str] | None) -> list[PeerSpec]:
+    """Specs whose name contains any of ``names`` (case-insensitive); all when None."""
+    specs = all_specs()
+    if not names:
+        return specs
+    wanted = [n.lower() for n in names]
+    return [s for s in specs if any(w in s.name.lower() for w in wanted)]

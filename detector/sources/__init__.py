@@ -1,0 +1,1 @@
+"""Event sources: where raw message bytes come from (Kafka, files)."""

@@ -1,0 +1,1 @@
+"""Checkpoints of feature and model state, with the offsets they reflect."""

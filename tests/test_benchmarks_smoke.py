@@ -1,0 +1,150 @@
+"""Smoke and contract tests for the detector benchmark harness (``python -m benchmarks``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.__main__ import main
+from benchmarks.detectors_bench import (
+    BLOCK,
+    Pass,
+    capped_rows,
+    evaluate,
+    quality,
+    run_block_pass,
+    run_event_pass,
+)
+from benchmarks.peers import REGISTRY_PATH, Adapter, PeerSpec, RunningZ, select
+from benchmarks.streams import STREAMS, Stream, StreamUnavailable, drifting_stream, load_odds
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def table_rows(markdown: str, stream: str) -> dict[str, list[str]]:
+    """Results-table rows for ``stream``, keyed by detector name."""
+    rows = {}
+    for line in markdown.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and cells[0] == stream:
+            rows[cells[1]] = cells
+    return rows
+
+
+def test_quick_run_writes_table_with_numeric_aucs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable() -> Stream:
+        raise StreamUnavailable("no such data here")
+
+    monkeypatch.setitem(STREAMS, "gone", unavailable)
+    out = tmp_path / "BENCH.md"
+    detectors = ["river HST", "sklearn IF"]
+    if REGISTRY_PATH.exists():  # ours join as soon as the registry is written
+        detectors.append("auditwatch half_space_trees")
+    argv = ["detectors", "--quick", "--streams", "drift", "gone"]
+    argv += ["--max-events", "3000", "--out", str(out), "--detectors", *detectors]
+    assert main(argv) == 0
+    text = out.read_text()
+    rows = table_rows(text, "drift")
+    assert set(rows) == set(detectors)
+    for cells in rows.values():
+        auc, ap = float(cells[2]), float(cells[3])
+        assert 0.0 <= auc <= 1.0 and 0.0 <= ap <= 1.0
+        assert auc > 0.6, cells  # drift anomalies are 4-8 sigma: any detector beats random
+    assert int(rows["river HST"][4].replace(",", "")) == 3000
+    if REGISTRY_PATH.exists():
+        assert rows["auditwatch half_space_trees"][5] == f"blocks of {BLOCK}"
+    assert int(rows["sklearn IF"][4].replace(",", "")) == 2700  # 10% prefix used to fit
+    assert "| CPU |" in text and "| cores |" in text and "| river |" in text
+    assert "`gone`: unavailable — no such data here" in text
+
+
+def test_unknown_stream_is_a_usage_error(tmp_path: Path) -> None:
+    assert main(["detectors", "--streams", "nope", "--out", str(tmp_path / "x.md")]) == 2
+
+
+class Recorder(Adapter):
+    """Scores each row with how many rows it has learned so far."""
+
+    def __init__(self) -> None:
+        self.learned = 0
+
+    def process_one(self, x: np.ndarray) -> float:
+        s = float(self.learned)
+        self.learned += 1
+        return s
+
+    def process_block(self, X: np.ndarray) -> np.ndarray:
+        s = np.full(X.shape[0], float(self.learned))
+        self.learned += X.shape[0]
+        return s
+
+
+def test_passes_score_before_learning() -> None:
+    X = np.zeros((600, 2))
+    event = run_event_pass(Recorder(), X, budget_s=60)
+    assert np.array_equal(event.scores, np.arange(600))
+    block = run_block_pass(Recorder(), X, budget_s=60)
+    expected = np.repeat(np.arange(0, 600, BLOCK), BLOCK)[:600]
+    assert np.array_equal(block.scores, expected)
+
+
+def test_pass_stops_at_budget() -> None:
+    p = run_event_pass(Recorder(), np.zeros((5 * BLOCK, 1)), budget_s=0.0)
+    assert isinstance(p, Pass) and p.n == BLOCK
+
+
+def test_failing_peer_becomes_a_row_with_the_error() -> None:
+    def broken(d: int, seed: int) -> Adapter:
+        raise ModuleNotFoundError("No module named 'nothere'")
+
+    res = evaluate(PeerSpec("broken", broken), drifting_stream(500), budget_s=5)
+    assert math.isnan(res.auc)
+    assert any("No module named 'nothere'" in n for n in res.notes)
+
+
+def test_capped_rows_prefix_or_strided_in_order() -> None:
+    assert capped_rows(10, None, strided=True).tolist() == list(range(10))
+    assert capped_rows(10, 4, strided=False).tolist() == [0, 1, 2, 3]
+    rows = capped_rows(567_498, 20_000, strided=True)
+    assert rows.size == 20_000 and np.all(np.diff(rows) == rows[1]) and rows[-1] > 500_000
+
+
+def test_quality_is_nan_for_one_class() -> None:
+    auc, ap, note = quality(np.zeros(10, dtype=np.int8), np.arange(10.0))
+    assert math.isnan(auc) and math.isnan(ap) and "one class" in note
+    auc, _, _ = quality(np.array([0, 0, 1]), np.array([0.1, 0.2, 0.9]))
+    assert auc == 1.0
+
+
+def test_running_z_uses_only_past_rows() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(5.0, 3.0, size=(50, 3))
+    z = RunningZ(3)
+    out = [z.scale_then_update(x) for x in X]
+    past = X[:10]
+    assert np.allclose(out[10], (X[10] - past.mean(axis=0)) / past.std(axis=0))
+
+
+def test_drifting_stream_is_seeded_with_about_one_percent_anomalies() -> None:
+    a, b = drifting_stream(20_000, seed=3), drifting_stream(20_000, seed=3)
+    assert np.array_equal(a.X, b.X) and np.array_equal(a.y, b.y)
+    assert a.X.shape == (20_000, 6)
+    assert 0.007 < a.y.mean() < 0.013
+    assert not np.array_equal(a.X, drifting_stream(20_000, seed=4).X)
+
+
+def test_odds_stream_loads_in_file_order() -> None:
+    s = load_odds("smtp", DATA)
+    with np.load(DATA / "odds" / "34_smtp.npz", allow_pickle=False) as raw:
+        assert np.array_equal(s.X, raw["X"])
+    assert s.y.sum() == 30 and s.head(100).n_events == 100
+
+
+def test_select_matches_substrings() -> None:
+    names = [s.name for s in select(["river", "isotree"])]
+    assert names == ["river HST", "isotree IF"]
