@@ -22,7 +22,8 @@ from detector.modeldefs import load_models
 
 log = logging.getLogger(__name__)
 TOPICS = ("cloudtrail", "ecs", "inference")
-HISTORY_DAYS = 4.0
+HISTORY_DAYS = 5.0  # attacks are injected in the last fifth, after baselines exist
+HISTORY_EVENTS_PER_DAY = 8_000
 
 
 class Broker:
@@ -107,7 +108,16 @@ class TrafficProducer(threading.Thread):
 
         producer = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=20, acks="all")
         start = time.time() - HISTORY_DAYS * 86_400
-        for msg in generate(seed=self.seed, days=HISTORY_DAYS, start=start):
+        history = generate(
+            seed=self.seed,
+            days=HISTORY_DAYS,
+            start=start,
+            n_users=80,
+            n_services=10,
+            n_api_keys=12,
+            events_per_day=HISTORY_EVENTS_PER_DAY,
+        )
+        for msg in history:
             if self.stop_event.is_set():
                 break
             self._send(producer, msg)
@@ -149,6 +159,8 @@ def run_demo(
         specs = load_models(Path("models") if Path("models").is_dir() else None)
         producer = TrafficProducer(broker.bootstrap, seed, rate, stop)
         producer.start()
+        log.info("demo: producing %.0f days of history with injected attacks...", HISTORY_DAYS)
+        producer.history_done.wait()
         if duration:
             threading.Timer(duration, stop.set).start()
         printer = AlertPrinter(producer.labels)

@@ -168,6 +168,9 @@ def _update(vol: np.ndarray, r: int, c: int, value: float) -> None:
     vol[r, c + 2] += step * 0.99 * 2 if x > vol[r, c + 2] else -step * 0.01 * 2
 
 
+VOLUME_Z_FLOOR = 2.0  # as common.VOLUME_Z_FLOOR
+
+
 @numba.njit(cache=True)
 def _volume(ev: np.ndarray, pv: np.ndarray, r: int, p: int, c: int, value: float, w: float):
     """common.volume_z: (z, usual, p99) against the blended baselines, then learn."""
@@ -186,7 +189,7 @@ def _volume(ev: np.ndarray, pv: np.ndarray, r: int, p: int, c: int, value: float
             z, usual, p99 = _z(pv, p, c, value), peer_usual, peer_p99
     _update(ev, r, c, value)
     _update(pv, p, c, value)
-    return z, usual, p99
+    return max(z, -VOLUME_Z_FLOOR), usual, p99
 
 
 @numba.njit(cache=True)

@@ -21,6 +21,11 @@ P = TypeVar("P", bound=Profile)
 WEEK_START_OFFSET_S = 3 * 86_400  # 1970-01-01 was a Thursday; weeks here start Monday 00:00 UTC
 
 
+# Reading far less than usual is not what exfiltration looks like; flooring the low side
+# keeps "0 bytes vs usual 47 KB" from outranking real signals in scores and explanations.
+VOLUME_Z_FLOOR = 2.0
+
+
 @dataclass(frozen=True)
 class EntityLimits:
     """Memory bounds and the cold-start length (from the model definition)."""
@@ -70,7 +75,7 @@ def volume_z(
         z, usual, p99 = peer.z(value), peer.median_value(), peer.p99_value()
     own.update(value)
     peer.update(value)
-    return z, usual, p99
+    return max(z, -VOLUME_Z_FLOOR), usual, p99
 
 
 class FeatureState(Generic[P]):

@@ -79,6 +79,10 @@ def decode(data: bytes, options: ParseOptions) -> Any:
 def _decode_error(data: bytes, exc: orjson.JSONDecodeError) -> ParseError:
     message = str(exc)
     where = f"orjson: {message.split(':', 1)[0]} at byte {exc.pos}"
+    if "depth limit" in message or "recursion" in message.lower():  # orjson stops at 1024
+        return ParseError("too_deep", where)
+    if data.startswith(b"\xef\xbb\xbf"):  # a BOM is not JSON (RFC 8259 8.1), whatever orjson says
+        return ParseError("invalid_json", "byte order mark before the JSON text")
     if "UTF-8" in message:
         return ParseError("invalid_utf8", where)
     if "infinity" in message or data[exc.pos : exc.pos + 9].startswith(_NON_FINITE_TOKENS):

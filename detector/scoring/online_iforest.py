@@ -41,6 +41,9 @@ def path_norm(n: np.ndarray | float, leaf_samples: int) -> np.ndarray:
     return np.log(np.maximum(n, leaf_samples) / leaf_samples) / math.log(4.0)
 
 
+FAR_MAX_LEVELS = 2.0  # most path-length credit a row gets for lying far outside a box
+
+
 class OnlineIsolationForest(Detector):
     """Streaming isolation forest over a sliding window; score in (0, 1], higher = rarer.
 
@@ -134,7 +137,8 @@ class OnlineIsolationForest(Detector):
             width = np.maximum(self.hi[o] - self.lo[o], 1e-9)
             excess = np.maximum(self.lo[o] - r, r - self.hi[o]) / width
             excess = np.where(np.isfinite(excess) & (excess > 0), excess, 0.0)  # empty boxes, NaN
-            far = np.log2(1.0 + excess.max(axis=-1, initial=0.0))
+            # bounded: an unbounded bonus lets one freak value stretch the calibration tail
+            far = np.minimum(np.log2(1.0 + excess.max(axis=-1, initial=0.0)), FAR_MAX_LEVELS)
             stop[active[out]] = self.depth[o] - far
             keep = ~out & (self.left[nd] >= 0)
             active, nd = active[keep], nd[keep]
