@@ -150,8 +150,14 @@ def explain(
     names: tuple[str, ...], row: Any, unusualness: Any, ev: Event, ctx: Context, top: int
 ) -> list[dict[str, Any]]:
     """The ``top`` most unusual features (by ``unusualness``), each as text + numbers."""
-    order = sorted(range(len(names)), key=lambda i: -float(unusualness[i]))
+    order = [
+        i
+        for i in sorted(range(len(names)), key=lambda i: -float(unusualness[i]))
+        if _reported(names[i], ev) and unusualness[i] > 0
+    ]  # what the event did not report explains nothing
     chosen = [i for i in order[:top] if unusualness[i] >= 2.0] or order[:1]
+    if not chosen:
+        return [{"feature": "combination", "text": COMBINATION, "value": None}]
     out = []
     for i in chosen:
         name, value = names[i], float(row[i])
@@ -162,6 +168,27 @@ def explain(
             item["baseline"] = _finite(ctx.get(BASELINE_KEYS[name], math.nan))
         out.append(item)
     return out
+
+
+COMBINATION = "an unusual combination of individually ordinary features"
+NOVELTY_FIELDS = {
+    "new_network": "network",
+    "new_user_agent": "user_agent",
+    "new_action": "action",
+    "new_resource": "resource",
+    "new_country": "country",
+    "new_model": "model",
+    "action_rarity": "action",
+    "resource_rarity": "resource",
+}
+
+
+def _reported(name: str, ev: Event) -> bool:
+    if name in OBSERVED:
+        value = OBSERVED[name](ev)
+        return bool(value == value)
+    field = NOVELTY_FIELDS.get(name)
+    return field is None or bool(getattr(ev, field))
 
 
 def _finite(x: float) -> float | None:

@@ -23,6 +23,9 @@ from detector.modeldefs import ModelSpec
 from detector.scoring.calibration import Calibrator
 from detector.scoring.registry import make_detector
 
+# features where both directions are suspicious (probing = tiny distances, extraction = big)
+TWO_SIDED = frozenset({"query_distance", "confidence_shift", "entropy_shift"})
+
 
 @dataclass
 class RunnerResult:
@@ -46,8 +49,11 @@ class FeatureStats:
             self.mean += a * delta
             self.var += a * (X.var(axis=0) + delta * delta - self.var)
 
-    def unusualness(self, row: np.ndarray) -> np.ndarray:
-        return np.abs(row - self.mean) / np.sqrt(self.var + 1e-9)
+    def unusualness(self, row: np.ndarray, two_sided: np.ndarray) -> np.ndarray:
+        """z of each feature; only the high side counts unless ``two_sided`` (fewer
+        resources or a lower rate than usual is not what makes an event suspicious)."""
+        z = (row - self.mean) / np.sqrt(self.var + 1e-9)
+        return np.where(two_sided, np.abs(z), z)
 
 
 class ModelRunner:
@@ -75,6 +81,7 @@ class ModelRunner:
         self.threshold = self.calibrator.threshold_for_budget(spec.alerts.budget_per_10k)
         self.learn_below = spec.alerts.learn_below_severity
         self.stats = FeatureStats(len(self.names))
+        self.two_sided = np.array([n in TWO_SIDED for n in self.names])
         self.seen = 0  # events processed, in order
         self._learn: list[np.ndarray] = []  # this block's rows to learn from
         self._raw: list[np.ndarray] = []  # this block's raw scores (after warm-up)
@@ -148,9 +155,8 @@ class ModelRunner:
         key: str,
         created: float,
     ) -> dict[str, Any]:
-        explanation = explain(
-            self.names, row, self.stats.unusualness(row), ev, ctx, self.spec.alerts.max_explanations
-        )
+        unusual = self.stats.unusualness(row, self.two_sided)
+        explanation = explain(self.names, row, unusual, ev, ctx, self.spec.alerts.max_explanations)
         verdict = Scored(
             severity=float(scores[0]),
             raw=float(scores[1]),
