@@ -19,9 +19,10 @@ from detector.alerts import Origin, Scored, build_alert
 from detector.events import Event
 from detector.explain import explain
 from detector.features import FEATURE_NAMES, FEATURIZERS, EntityLimits
+from detector.features.inference import inference_state, load_inference_state
 from detector.modeldefs import ModelSpec
 from detector.scoring.calibration import Calibrator
-from detector.scoring.registry import make_detector
+from detector.scoring.registry import detector_from_state, make_detector
 
 # features where both directions are suspicious (probing = tiny distances, extraction = big)
 TWO_SIDED = frozenset({"query_distance", "confidence_shift", "entropy_shift"})
@@ -169,8 +170,43 @@ class ModelRunner:
         )
         return build_alert(self.spec, ev, origin, verdict, created)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume scoring exactly where this runner is (no objects)."""
+        features = self.featurizer
+        return {
+            "seen": self.seen,
+            "detector": self.detector.state_dict(),
+            "calibrator": self.calibrator.state_dict(),
+            "stats": {"mean": self.stats.mean.copy(), "var": self.stats.var.copy()},
+            "pending_learn": _stack(self._learn, len(self.names)),
+            "pending_raw": np.concatenate(self._raw) if self._raw else np.zeros(0),
+            "features": features.state_dict()
+            if hasattr(features, "state_dict")
+            else inference_state(features),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Resume from ``state_dict()`` output (already verified by the checkpoint loader)."""
+        self.seen = int(state["seen"])
+        self.detector = detector_from_state(state["detector"])
+        self.calibrator = Calibrator.from_state(state["calibrator"])
+        self.stats.mean = np.asarray(state["stats"]["mean"], dtype=np.float64).copy()
+        self.stats.var = np.asarray(state["stats"]["var"], dtype=np.float64).copy()
+        pending = np.asarray(state["pending_learn"], dtype=np.float64)
+        self._learn = [pending] if len(pending) else []
+        raw = np.asarray(state["pending_raw"], dtype=np.float64)
+        self._raw = [raw] if len(raw) else []
+        if self.spec.kind == "access":
+            self.featurizer = type(self.featurizer).from_state(state["features"])
+        else:
+            load_inference_state(self.featurizer, state["features"])
+
     def entities_tracked(self) -> int:
         return self.featurizer.entities_tracked()
+
+
+def _stack(rows: list[np.ndarray], width: int) -> np.ndarray:
+    return np.concatenate(rows) if rows else np.zeros((0, width))
 
 
 def _finite(x: float) -> float:
