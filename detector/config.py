@@ -40,6 +40,10 @@ class KafkaSettings(_Section):
     heartbeat_interval_ms: int = Field(3_000, ge=100)
     max_poll_records: int = Field(2_000, ge=1)
     poll_timeout_ms: int = Field(500, ge=0)
+    # The broker holds a fetch up to fetch_max_wait_ms for data; one fetch returns at most
+    # max_partition_fetch_bytes per partition. Defaults sized for ~1 KB audit records.
+    fetch_max_wait_ms: int = Field(100, ge=0)
+    max_partition_fetch_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     dead_letter_topic: str = "auditwatch-dead-letter"
 

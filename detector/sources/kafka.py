@@ -57,6 +57,8 @@ class KafkaSource:
                 session_timeout_ms=settings.session_timeout_ms,
                 heartbeat_interval_ms=settings.heartbeat_interval_ms,
                 max_poll_records=settings.max_poll_records,
+                fetch_max_wait_ms=settings.fetch_max_wait_ms,
+                max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
                 **connection_options(settings),
             )
         except KafkaError as exc:
