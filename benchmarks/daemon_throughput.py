@@ -16,8 +16,8 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
-from detector.config import KafkaSettings, MetricsSettings, Settings, SqliteSettings
-from detector.demo import Broker
+from detector.config import Settings
+from detector.demo import Broker, local_settings
 from detector.metrics import Metrics
 from detector.modeldefs import load_models
 from detector.offline import score_files
@@ -42,17 +42,7 @@ def through_kafka(path: Path, work: Path) -> tuple[int, float]:
             producer.send(topic_of(line), value=line)
         producer.flush()
         producer.close()
-        settings = Settings(
-            kafka=KafkaSettings(
-                bootstrap_servers=[broker.bootstrap],
-                group_id="bench",
-                session_timeout_ms=6000,
-                heartbeat_interval_ms=1000,
-                poll_timeout_ms=300,
-            ),
-            sqlite=SqliteSettings(path=work / "alerts.db"),
-            metrics=MetricsSettings(enabled=False),
-        )
+        settings = local_settings(broker.bootstrap, "bench", work / "alerts.db", None)
         started = time.perf_counter()
         run_daemon(
             settings,

@@ -137,6 +137,24 @@ class TrafficProducer(threading.Thread):
         self.produced += 1
 
 
+def local_settings(
+    bootstrap: str, group: str, alerts_db: Path, metrics_port: int | None
+) -> Settings:
+    """Settings for the bundled broker: short group timeouts (its joins take half the
+    session timeout), SQLite alerts, metrics on ``metrics_port`` (None: no metrics)."""
+    return Settings(
+        kafka=KafkaSettings(
+            bootstrap_servers=[bootstrap],
+            group_id=group,
+            session_timeout_ms=6_000,
+            heartbeat_interval_ms=1_000,
+            poll_timeout_ms=300,
+        ),
+        sqlite=SqliteSettings(path=alerts_db),
+        metrics=MetricsSettings(port=metrics_port or 0, enabled=metrics_port is not None),
+    )
+
+
 def run_demo(
     out: Path, duration: float, rate: float, seed: int, metrics_port: int, stop: threading.Event
 ) -> int:
@@ -146,15 +164,8 @@ def run_demo(
     broker = Broker(out / "broker.log")
     try:
         broker.create_topics([*TOPICS, "auditwatch-dead-letter"])
-        settings = Settings(
-            kafka=KafkaSettings(
-                bootstrap_servers=[broker.bootstrap],
-                group_id="auditwatch-demo",
-                session_timeout_ms=6_000,
-                heartbeat_interval_ms=1_000,
-            ),
-            sqlite=SqliteSettings(path=out / "alerts.db"),
-            metrics=MetricsSettings(port=metrics_port),
+        settings = local_settings(
+            broker.bootstrap, "auditwatch-demo", out / "alerts.db", metrics_port
         )
         specs = load_models(Path("models") if Path("models").is_dir() else None)
         producer = TrafficProducer(broker.bootstrap, seed, rate, stop)
