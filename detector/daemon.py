@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from kafka.errors import KafkaError
+
 from detector.deadletter import DeadLetter
 from detector.errors import BackpressureError, SinkError
 from detector.metrics import Metrics
@@ -140,7 +142,7 @@ class Daemon:
         try:
             for topic, lag in self.source.lag().items():
                 self.metrics.consumer_lag.labels(topic).set(lag)
-        except Exception as exc:  # lag is advisory; a failed lookup must not stop scoring
+        except KafkaError as exc:  # lag is advisory; a failed lookup must not stop scoring
             log.debug("consumer lag lookup failed: %s", exc)
 
     def _observe_latency(self, alerts: list[dict]) -> None:

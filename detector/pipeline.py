@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
 from detector.alerts import Origin
 from detector.events import Event
@@ -172,6 +173,4 @@ class Pipeline:
 
 
 def _original_bytes(ev: Event) -> bytes:
-    import orjson
-
     return orjson.dumps(ev.raw) if ev.raw else ev.event_id.encode()

@@ -9,13 +9,8 @@ from pathlib import Path
 from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer, KafkaProducer
 
-from detector.config import (
-    ElasticsearchSettings,
-    KafkaSettings,
-    MetricsSettings,
-    Settings,
-    SqliteSettings,
-)
+from detector.config import ElasticsearchSettings, Settings
+from detector.demo import local_settings
 from detector.metrics import Metrics
 from detector.modeldefs import ModelSpec, load_models
 from detector.runtime import run_daemon
@@ -42,20 +37,14 @@ def settings_for(
     tmp: Path,
     metrics_port: int = 0,
 ) -> Settings:
-    return Settings(
-        kafka=KafkaSettings(
-            bootstrap_servers=[bootstrap],
-            group_id=group,
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=1000,
-            dead_letter_topic=dead_letter,
-            poll_timeout_ms=300,
-        ),
-        elasticsearch=ElasticsearchSettings(
-            hosts=[es_url] if es_url else [], index_prefix=index_prefix, compat_plain_json=True
-        ),
-        sqlite=SqliteSettings(path=tmp / "alerts.db"),
-        metrics=MetricsSettings(port=metrics_port, enabled=metrics_port != 0),
+    base = local_settings(bootstrap, group, tmp / "alerts.db", metrics_port or None)
+    return base.model_copy(
+        update={
+            "kafka": base.kafka.model_copy(update={"dead_letter_topic": dead_letter}),
+            "elasticsearch": ElasticsearchSettings(
+                hosts=[es_url] if es_url else [], index_prefix=index_prefix, compat_plain_json=True
+            ),
+        }
     )
 
 

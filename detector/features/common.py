@@ -4,7 +4,6 @@ population counts, cold-start blending, and the batch loop."""
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
@@ -176,7 +175,3 @@ class FeatureState(Generic[P]):
 
 def _last_seen(profile: Profile) -> float:
     return profile.last_ts
-
-
-def now() -> float:
-    return time.time()
