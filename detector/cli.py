@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="consume Kafka, score every event, write alerts")
+    run.add_argument(
+        "--fresh-state",
+        action="store_true",
+        help="move a corrupt or foreign checkpoint aside and start that partition empty",
+    )
     _common(run)
     run.set_defaults(handler=_cmd_run)
 
@@ -114,6 +119,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from detector.runtime import run_daemon
 
     settings, specs = _setup(args)
+    if args.fresh_state:
+        state = settings.state.model_copy(update={"on_invalid": "fresh"})
+        settings = settings.model_copy(update={"state": state})
     stop = threading.Event()
     _install_signal_handlers(stop)
     return run_daemon(settings, specs, stop)

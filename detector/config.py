@@ -110,8 +110,13 @@ class PrivacySettings(_Section):
 
 
 class StateSettings(_Section):
+    # Per topic-partition checkpoints of feature + model state and the offset they reflect.
+    enabled: bool = True
     dir: Path = Path("auditwatch-state")
     checkpoint_interval_s: float = Field(30.0, gt=0)
+    # A corrupt or foreign checkpoint stops the daemon ("fail"), or is moved aside and that
+    # partition restarts with empty state from the committed offset ("fresh").
+    on_invalid: Literal["fail", "fresh"] = "fail"
 
 
 class Settings(BaseSettings):

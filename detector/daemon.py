@@ -18,11 +18,12 @@ from datetime import datetime
 from kafka.errors import KafkaError
 
 from detector.deadletter import DeadLetter
-from detector.errors import BackpressureError, SinkError
+from detector.errors import BackpressureError, SinkError, SourceError
 from detector.metrics import Metrics
 from detector.pipeline import BatchResult, Pipeline, RawMessage
 from detector.sinks.base import Sink
-from detector.sources.kafka import KafkaSource
+from detector.sources.base import Source, next_offsets
+from detector.state.partitions import PartitionCheckpoints
 
 log = logging.getLogger(__name__)
 BACKOFF_BASE_S = 0.5
@@ -32,7 +33,7 @@ BACKOFF_MAX_S = 30.0
 class Daemon:
     def __init__(
         self,
-        source: KafkaSource,
+        source: Source,
         pipeline: Pipeline,
         sinks: Sequence[Sink],
         dead_letter: DeadLetter,
@@ -40,6 +41,7 @@ class Daemon:
         stop: threading.Event,
         on_alerts: Callable[[list[dict]], None] | None = None,
         shutdown_deadline_s: float = 20.0,
+        checkpoints: PartitionCheckpoints | None = None,
     ) -> None:
         self.source = source
         self.pipeline = pipeline
@@ -49,6 +51,9 @@ class Daemon:
         self.stop = stop
         self.on_alerts = on_alerts
         self.shutdown_deadline_s = shutdown_deadline_s
+        self.checkpoints = checkpoints
+        if checkpoints is not None:
+            source.set_partition_hooks(checkpoints.on_assigned, checkpoints.on_revoked)
         self.batches = 0
         self.events = 0  # events scored and committed
         self._rng = random.Random()  # jitter only; never affects scores
@@ -68,14 +73,27 @@ class Daemon:
             if not self.process(batch):
                 log.warning("shutdown deadline passed with a batch undelivered; not committed")
                 return 3
+        if self.checkpoints is not None:
+            self.checkpoints.save_all()  # everything processed is durable: resume here
         return 0
 
     def process(self, batch: list[RawMessage]) -> bool:
         """Score, deliver durably, commit. False if stopped before delivery succeeded."""
         result = self.pipeline.process(batch)
+        offsets = next_offsets(batch)
+        if self.checkpoints is not None:
+            self.checkpoints.scored_up_to(offsets)
         if not self._deliver(result):
             return False
-        self.source.commit(batch)
+        if self.checkpoints is not None:
+            self.checkpoints.delivered_up_to(offsets)
+        try:
+            self.source.commit(batch)
+        except SourceError as exc:
+            # Typically a rebalance took the partitions: the alerts are durable and the new
+            # owner re-scores from the last commit into the same alert ids.
+            log.warning("%s; the batch will be re-scored by the partitions' owner", exc)
+            return True
         self.metrics.commits.inc()
         self.batches += 1
         self.events += result.events

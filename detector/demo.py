@@ -9,6 +9,7 @@ fire, serves metrics and stores alerts in SQLite.
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
 import subprocess
 import threading
@@ -16,7 +17,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from detector.config import KafkaSettings, MetricsSettings, Settings, SqliteSettings
+from detector.config import (
+    KafkaSettings,
+    MetricsSettings,
+    Settings,
+    SqliteSettings,
+    StateSettings,
+)
 from detector.errors import DetectorError
 from detector.modeldefs import load_models
 
@@ -141,7 +148,8 @@ def local_settings(
     bootstrap: str, group: str, alerts_db: Path, metrics_port: int | None
 ) -> Settings:
     """Settings for the bundled broker: short group timeouts (its joins take half the
-    session timeout), SQLite alerts, metrics on ``metrics_port`` (None: no metrics)."""
+    session timeout), SQLite alerts and checkpoints beside ``alerts_db``, metrics on
+    ``metrics_port`` (None: no metrics)."""
     return Settings(
         kafka=KafkaSettings(
             bootstrap_servers=[bootstrap],
@@ -151,6 +159,7 @@ def local_settings(
             poll_timeout_ms=300,
         ),
         sqlite=SqliteSettings(path=alerts_db),
+        state=StateSettings(dir=alerts_db.parent / "state"),
         metrics=MetricsSettings(port=metrics_port or 0, enabled=metrics_port is not None),
     )
 
@@ -161,6 +170,7 @@ def run_demo(
     from detector.runtime import run_daemon
 
     out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "state", ignore_errors=True)  # the in-memory broker starts empty too
     broker = Broker(out / "broker.log")
     try:
         broker.create_topics([*TOPICS, "auditwatch-dead-letter"])

@@ -89,6 +89,28 @@ class Metrics:
         self.commits = Counter(
             "auditwatch_offset_commits", "Offset commits after durable sink flushes", registry=r
         )
+        self.checkpoint_seconds = Histogram(
+            "auditwatch_checkpoint_duration_seconds",
+            "Time to write one partition's checkpoint",
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.checkpoint_offset = Gauge(
+            "auditwatch_checkpoint_offset",
+            "Offset the latest checkpoint of a partition resumes from",
+            ["stream", "partition"],
+            registry=r,
+        )
+        self.checkpoint_last_success = Gauge(
+            "auditwatch_checkpoint_last_success_timestamp_seconds",
+            "When a checkpoint was last written",
+            registry=r,
+        )
+        self.checkpoint_rejected = Counter(
+            "auditwatch_checkpoints_rejected",
+            "Corrupt or foreign checkpoints refused at start-up",
+            registry=r,
+        )
 
     def serve(self, host: str, port: int) -> int:
         """Expose ``/metrics`` over HTTP; returns the bound port (0 picks a free one)."""

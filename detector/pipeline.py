@@ -18,6 +18,7 @@ import numpy as np
 import orjson
 
 from detector.alerts import Origin
+from detector.errors import CheckpointError
 from detector.events import Event
 from detector.metrics import Metrics
 from detector.modeldefs import ModelSpec
@@ -154,6 +155,27 @@ class Pipeline:
         if runner is None:
             runner = self.runners[key] = ModelRunner(spec)
         return runner
+
+    def partition_runners(self, topic: str, partition: int) -> dict[str, ModelRunner]:
+        """The runners holding one partition's state, by model name."""
+        return {k[0]: r for k, r in self.runners.items() if k[1:] == (topic, partition)}
+
+    def restore_partition(self, topic: str, partition: int, states: dict[str, Any]) -> None:
+        """Replace a partition's runners by ones resumed from checkpointed ``states``."""
+        restored = {}
+        for name, state in states.items():
+            spec = self.specs_by_name.get(name)
+            if spec is None:
+                raise CheckpointError(f"checkpoint holds state of unknown model {name!r}")
+            runner = ModelRunner(spec)
+            runner.load_state(state)
+            restored[(name, topic, partition)] = runner
+        self.drop_partition(topic, partition)
+        self.runners.update(restored)
+
+    def drop_partition(self, topic: str, partition: int) -> None:
+        for key in [k for k in self.runners if k[1:] == (topic, partition)]:
+            del self.runners[key]
 
     def _account(
         self, spec: ModelSpec, runner: ModelRunner, severity: np.ndarray, alerts: list[dict]

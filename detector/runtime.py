@@ -14,6 +14,7 @@ from detector.deadletter import KafkaDeadLetter
 from detector.metrics import Metrics
 from detector.modeldefs import ModelSpec
 from detector.sources.kafka import KafkaSource, make_producer
+from detector.state.partitions import PartitionCheckpoints
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +42,17 @@ def run_daemon(
         source = KafkaSource(settings.kafka, topics)
         stack.callback(source.close)
         log.info("consuming %s as group %s", topics, settings.kafka.group_id)
+        pipeline = build_pipeline(settings, specs, metrics)
         daemon = Daemon(
             source,
-            build_pipeline(settings, specs, metrics),
+            pipeline,
             sinks,
             dead_letter,
             metrics,
             stop,
             on_alerts=on_alerts,
             shutdown_deadline_s=settings.shutdown_deadline_s,
+            checkpoints=PartitionCheckpoints(pipeline, settings.state, metrics),
         )
         code = daemon.run(max_idle_polls=max_idle_polls)
         log.info(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
 from elasticsearch import Elasticsearch
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from detector.config import ElasticsearchSettings, Settings
 from detector.demo import local_settings
@@ -15,6 +20,7 @@ from detector.metrics import Metrics
 from detector.modeldefs import ModelSpec, load_models
 from detector.runtime import run_daemon
 from detector.sinks.elasticsearch import PlainJsonHttpNode
+from detector.synth import generate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,3 +98,106 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 20)
             break
     consumer.close()
     return records
+
+
+def traffic(seed: int, days: float = 5.0, events_per_day: int = 8_000) -> list:
+    return list(
+        generate(
+            seed=seed,
+            days=days,
+            n_users=80,
+            n_services=10,
+            n_api_keys=12,
+            events_per_day=events_per_day,
+        )
+    )
+
+
+def topics_for(kafka_broker, unique_name) -> dict[str, str]:
+    topics = {
+        fmt: kafka_broker.create_topic(unique_name(fmt))
+        for fmt in ("cloudtrail", "ecs", "inference")
+    }
+    topics["dead_letter"] = kafka_broker.create_topic(unique_name("dlq"))
+    return topics
+
+
+def config_file(tmp_path: Path, settings) -> Path:
+    es = settings.elasticsearch
+    path = tmp_path / "auditwatch.toml"
+    path.write_text(
+        f'models_dir = "{tmp_path / "models"}"\n'
+        "[kafka]\n"
+        f'bootstrap_servers = ["{settings.kafka.bootstrap_servers[0]}"]\n'
+        f'group_id = "{settings.kafka.group_id}"\n'
+        "session_timeout_ms = 6000\nheartbeat_interval_ms = 1000\npoll_timeout_ms = 300\n"
+        f"max_poll_records = {settings.kafka.max_poll_records}\n"
+        f'dead_letter_topic = "{settings.kafka.dead_letter_topic}"\n'
+        "[elasticsearch]\n"
+        f'hosts = ["{es.hosts[0]}"]\nindex_prefix = "{es.index_prefix}"\n'
+        "compat_plain_json = true\n"
+        "[metrics]\nenabled = false\n"
+        f'[state]\ndir = "{settings.state.dir}"\n'
+        f"checkpoint_interval_s = {settings.state.checkpoint_interval_s}\n"
+    )
+    return path
+
+
+def write_models(tmp_path: Path, topics: dict[str, str]) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for src in sorted((REPO / "models").glob("*.toml")):
+        text = src.read_text()
+        for fmt in ("cloudtrail", "ecs", "inference"):
+            text = text.replace(f'topics = ["{fmt}"]', f'topics = ["{topics[fmt]}"]')
+        (folder / src.name).write_text(text)
+
+
+def start_cli(config: Path, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "detector", "run", "--config", str(config)],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=REPO,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def wait_for_alert_count(url: str, prefix: str, minimum: int, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    count = 0
+    while time.monotonic() < deadline:
+        try:
+            count = len(all_alerts(url, prefix))
+        except Exception:  # index not created yet
+            count = 0
+        if count >= minimum:
+            break
+        time.sleep(1)
+    return count
+
+
+def committed_behind(
+    bootstrap: str, group: str, produced: Counter[str], timeout_s: float = 120
+) -> dict[str, int]:
+    """Wait until ``group`` has committed every produced message (partition 0 of each topic);
+    returns how far behind each topic still is (all zero on success). Counted from what was
+    produced: the test broker's end offsets are per batch."""
+    deadline = time.monotonic() + timeout_s
+    behind: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        behind = committed(bootstrap, group, produced)
+        if all(v == 0 for v in behind.values()):
+            break
+        time.sleep(0.5)
+    return behind
+
+
+def committed(bootstrap: str, group: str, produced: Counter[str]) -> dict[str, int]:
+    """Messages of each topic not yet committed by ``group``."""
+    probe = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return {t: n - (probe.committed(TopicPartition(t, 0)) or 0) for t, n in produced.items()}
+    finally:
+        probe.close()

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from detector.config import KafkaSettings
 from detector.errors import SourceError
 from detector.pipeline import RawMessage
+from detector.sources.base import OnAssigned, OnRevoked, TopicPartitionKey, next_offsets
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,11 @@ class KafkaSource:
     def __init__(self, settings: KafkaSettings, topics: list[str]) -> None:
         self.settings = settings
         self.topics = topics
+        self._hooks: tuple[OnAssigned, OnRevoked] | None = None
+        self._hook_error: BaseException | None = None
+        self._subscribed = False
         try:
             self.consumer = KafkaConsumer(
-                *topics,
                 group_id=settings.group_id,
                 enable_auto_commit=False,
                 auto_offset_reset=settings.auto_offset_reset,
@@ -66,10 +69,24 @@ class KafkaSource:
                 f"cannot connect to Kafka {settings.bootstrap_servers}: {exc}"
             ) from exc
 
+    def set_partition_hooks(self, on_assigned: OnAssigned, on_revoked: OnRevoked) -> None:
+        self._hooks = (on_assigned, on_revoked)
+
     def poll(self, timeout_ms: int | None = None) -> list[RawMessage]:
         """The next batch, in offset order within each partition."""
+        if not self._subscribed:
+            listener = _HookListener(self) if self._hooks else ConsumerRebalanceListener()
+            self.consumer.subscribe(self.topics, listener=listener)
+            self._subscribed = True
         timeout = self.settings.poll_timeout_ms if timeout_ms is None else timeout_ms
-        records = self.consumer.poll(timeout_ms=timeout, max_records=self.settings.max_poll_records)
+        try:
+            records = self.consumer.poll(
+                timeout_ms=timeout, max_records=self.settings.max_poll_records
+            )
+        except KafkaError:
+            self._raise_hook_error()  # a failed hook is the real cause, not the wrapper
+            raise
+        self._raise_hook_error()
         batch: list[RawMessage] = []
         for tp, recs in sorted(
             records.items(), key=lambda item: (item[0].topic, item[0].partition)
@@ -79,12 +96,16 @@ class KafkaSource:
 
     def commit(self, batch: list[RawMessage]) -> None:
         """Commit the offset after the last message of each partition in ``batch``."""
-        nxt: dict[TopicPartition, int] = {}
-        for msg in batch:
-            tp = TopicPartition(msg.topic, msg.partition)
-            nxt[tp] = max(nxt.get(tp, 0), msg.offset + 1)
-        if nxt:
-            self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in nxt.items()})
+        offsets = {
+            TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
+            for (topic, partition), offset in next_offsets(batch).items()
+        }
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets)
+        except KafkaError as exc:
+            raise SourceError(f"offset commit refused: {exc}") from exc
 
     def assigned(self) -> bool:
         return bool(self.consumer.assignment())
@@ -97,8 +118,17 @@ class KafkaSource:
         self.consumer.resume(*self.consumer.paused())
 
     def keepalive(self) -> None:
-        """While paused: let the client service the group without fetching."""
-        self.consumer.poll(timeout_ms=0, max_records=1)
+        """While paused: let the client service the group without consuming anything.
+
+        A rebalance inside this poll can hand over new, unpaused partitions; whatever
+        it returns from them is rewound, so no record is skipped.
+        """
+        records = self.consumer.poll(timeout_ms=0, max_records=1)
+        for tp, recs in records.items():
+            if recs:
+                self.consumer.seek(tp, recs[0].offset)
+        self.pause()
+        self._raise_hook_error()
 
     def lag(self) -> dict[str, int]:
         """Messages behind the log end, per topic (summed over assigned partitions)."""
@@ -114,3 +144,41 @@ class KafkaSource:
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)
+
+    def _raise_hook_error(self) -> None:
+        if self._hook_error is not None:
+            error, self._hook_error = self._hook_error, None
+            raise error
+
+
+class _HookListener(ConsumerRebalanceListener):
+    """Runs the partition hooks inside kafka-python's rebalance and seeks as they say.
+
+    kafka-python logs and wraps exceptions raised here, so the original is kept on
+    the source and re-raised from poll().
+    """
+
+    def __init__(self, source: KafkaSource) -> None:
+        self.source = source
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        assert self.source._hooks is not None
+        try:
+            self.source._hooks[1](_keys(revoked))
+        except Exception as exc:  # re-raised from poll(), see class docstring
+            self.source._hook_error = exc
+            raise
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        assert self.source._hooks is not None
+        try:
+            offsets = self.source._hooks[0](_keys(assigned))
+        except Exception as exc:  # re-raised from poll(), see class docstring
+            self.source._hook_error = exc
+            raise
+        for (topic, partition), offset in offsets.items():
+            self.source.consumer.seek(TopicPartition(topic, partition), offset)
+
+
+def _keys(partitions: set[TopicPartition]) -> list[TopicPartitionKey]:
+    return sorted((tp.topic, tp.partition) for tp in partitions)
