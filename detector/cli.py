@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--models", type=Path, help="model definitions folder (default: config)")
     check.set_defaults(handler=_cmd_check_config)
 
+    status = sub.add_parser("status", help="health of a running daemon (its /healthz)")
+    status.add_argument("--url", default="http://127.0.0.1:9108", help="its metrics address")
+    status.set_defaults(handler=_cmd_status)
+
     alerts = sub.add_parser("alerts", help="show the latest alerts from the SQLite store")
     alerts.add_argument("--db", type=Path, default=Path("auditwatch-alerts.db"))
     alerts.add_argument("--limit", type=int, default=20)
@@ -125,6 +129,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     _install_signal_handlers(stop)
     return run_daemon(settings, specs, stop)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    """Print the daemon's health report; 0 when ok, 1 when degraded, stalled or unreachable."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = args.url.rstrip("/") + "/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            report = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:  # 503 carries the report too
+        report = json.loads(exc.read() or b"{}")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"auditwatch: no daemon answering at {url}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(json.dumps(report, indent=2))
+    return EXIT_OK if report.get("status") == "ok" else EXIT_ERROR
 
 
 def _cmd_score(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
@@ -89,6 +89,17 @@ class Metrics:
         self.commits = Counter(
             "auditwatch_offset_commits", "Offset commits after durable sink flushes", registry=r
         )
+        self.outbox_alerts = Gauge(
+            "auditwatch_outbox_alerts",
+            "Alerts waiting for a sink, in memory or in the disk spool",
+            ["sink", "where"],
+            registry=r,
+        )
+        self.backpressure = Gauge(
+            "auditwatch_backpressure",
+            "1 while consumption is paused because a sink's outbox is full",
+            registry=r,
+        )
         self.checkpoint_seconds = Histogram(
             "auditwatch_checkpoint_duration_seconds",
             "Time to write one partition's checkpoint",
@@ -111,11 +122,6 @@ class Metrics:
             "Corrupt or foreign checkpoints refused at start-up",
             registry=r,
         )
-
-    def serve(self, host: str, port: int) -> int:
-        """Expose ``/metrics`` over HTTP; returns the bound port (0 picks a free one)."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        return int(server.server_address[1])
 
 
 class BatchHistogram(Collector):

@@ -11,9 +11,13 @@ from detector.app import build_pipeline, build_sinks
 from detector.config import Settings
 from detector.daemon import Daemon
 from detector.deadletter import KafkaDeadLetter
+from detector.health import Health, serve
 from detector.metrics import Metrics
 from detector.modeldefs import ModelSpec
-from detector.sources.kafka import KafkaSource, make_producer
+from detector.sinks.base import Sink
+from detector.sinks.outbox import Outbox
+from detector.sources import make_source
+from detector.sources.kafka import make_producer
 from detector.state.partitions import PartitionCheckpoints
 
 log = logging.getLogger(__name__)
@@ -28,31 +32,35 @@ def run_daemon(
     max_idle_polls: int | None = None,
 ) -> int:
     metrics = metrics or Metrics()
+    health = Health(stall_after_s=settings.delivery.stall_after_s)
     if settings.metrics.enabled:
-        port = metrics.serve(settings.metrics.host, settings.metrics.port)
-        log.info("metrics on http://%s:%d/metrics", settings.metrics.host, port)
+        port = serve(metrics.registry, health, settings.metrics.host, settings.metrics.port)
+        log.info("metrics on http://%s:%d/metrics, health on /healthz", settings.metrics.host, port)
     topics = sorted({t for spec in specs for t in spec.topics})
     with ExitStack() as stack:
-        sinks = build_sinks(settings)
-        for sink in sinks:
+        outboxes = []
+        for sink in build_sinks(settings):
             stack.callback(sink.close)
+            outboxes.append(_outbox(sink, settings))
+            stack.callback(outboxes[-1].close)
         producer = make_producer(settings.kafka)
         stack.callback(producer.close)
         dead_letter = KafkaDeadLetter(producer, settings.kafka.dead_letter_topic)
-        source = KafkaSource(settings.kafka, topics)
+        source = make_source(settings.kafka, topics)
         stack.callback(source.close)
         log.info("consuming %s as group %s", topics, settings.kafka.group_id)
         pipeline = build_pipeline(settings, specs, metrics)
         daemon = Daemon(
             source,
             pipeline,
-            sinks,
+            outboxes,
             dead_letter,
             metrics,
             stop,
             on_alerts=on_alerts,
             shutdown_deadline_s=settings.shutdown_deadline_s,
             checkpoints=PartitionCheckpoints(pipeline, settings.state, metrics),
+            health=health,
         )
         code = daemon.run(max_idle_polls=max_idle_polls)
         log.info(
@@ -62,3 +70,12 @@ def run_daemon(
             code,
         )
         return code
+
+
+def _outbox(sink: Sink, settings: Settings) -> Outbox:
+    return Outbox(
+        sink,
+        settings.state.dir / "spool" / f"{sink.name}.jsonl",
+        memory_alerts=settings.delivery.memory_alerts,
+        spool_bytes=int(settings.delivery.spool_max_mb * 1024 * 1024),
+    )

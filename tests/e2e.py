@@ -127,6 +127,7 @@ def config_file(tmp_path: Path, settings) -> Path:
     path = tmp_path / "auditwatch.toml"
     path.write_text(
         f'models_dir = "{tmp_path / "models"}"\n'
+        f"shutdown_deadline_s = {settings.shutdown_deadline_s}\n"
         "[kafka]\n"
         f'bootstrap_servers = ["{settings.kafka.bootstrap_servers[0]}"]\n'
         f'group_id = "{settings.kafka.group_id}"\n'
@@ -135,7 +136,7 @@ def config_file(tmp_path: Path, settings) -> Path:
         f'dead_letter_topic = "{settings.kafka.dead_letter_topic}"\n'
         "[elasticsearch]\n"
         f'hosts = ["{es.hosts[0]}"]\nindex_prefix = "{es.index_prefix}"\n'
-        "compat_plain_json = true\n"
+        f"compat_plain_json = true\nrequest_timeout = {es.request_timeout}\n"
         "[metrics]\nenabled = false\n"
         f'[state]\ndir = "{settings.state.dir}"\n'
         f"checkpoint_interval_s = {settings.state.checkpoint_interval_s}\n"

@@ -162,6 +162,13 @@ class ServerHandle:
     def stop(self) -> None:
         self.process.stop()
 
+    def pause(self) -> None:
+        """SIGSTOP the server: connections stay open but nothing answers (an outage)."""
+        self.process.pause()
+
+    def resume(self) -> None:
+        self.process.resume()
+
 
 # --- Kafka-compatible broker -------------------------------------------------------------
 
@@ -185,13 +192,6 @@ class KafkaBroker(ServerHandle):
         finally:
             admin.close()
         return name
-
-    def pause(self) -> None:
-        """SIGSTOP the broker: connections stay open but nothing answers (an outage)."""
-        self.process.pause()
-
-    def resume(self) -> None:
-        self.process.resume()
 
 
 def tansu_binary() -> str:

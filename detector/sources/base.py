@@ -37,7 +37,10 @@ class Source(Protocol):
         """The next batch, in offset order within each partition."""
 
     def commit(self, batch: list[RawMessage]) -> None:
-        """Synchronously commit the offset after the last message of each partition.
+        """Synchronously commit the offset after the last message of each partition."""
+
+    def commit_offsets(self, offsets: dict[TopicPartitionKey, int]) -> None:
+        """Synchronously commit ``offsets`` (the next offset to read, per partition).
 
         Raises SourceError when the commit is refused (e.g. the partitions were reassigned).
         """

@@ -75,7 +75,7 @@ class KafkaSource:
     def poll(self, timeout_ms: int | None = None) -> list[RawMessage]:
         """The next batch, in offset order within each partition."""
         if not self._subscribed:
-            listener = _HookListener(self) if self._hooks else ConsumerRebalanceListener()
+            listener = _HookListener(self) if self._hooks else _NoHooks()
             self.consumer.subscribe(self.topics, listener=listener)
             self._subscribed = True
         timeout = self.settings.poll_timeout_ms if timeout_ms is None else timeout_ms
@@ -96,14 +96,18 @@ class KafkaSource:
 
     def commit(self, batch: list[RawMessage]) -> None:
         """Commit the offset after the last message of each partition in ``batch``."""
-        offsets = {
-            TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
-            for (topic, partition), offset in next_offsets(batch).items()
-        }
+        self.commit_offsets(next_offsets(batch))
+
+    def commit_offsets(self, offsets: dict[TopicPartitionKey, int]) -> None:
         if not offsets:
             return
         try:
-            self.consumer.commit(offsets)
+            self.consumer.commit(
+                {
+                    TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                    for (t, p), o in offsets.items()
+                }
+            )
         except KafkaError as exc:
             raise SourceError(f"offset commit refused: {exc}") from exc
 
@@ -149,6 +153,14 @@ class KafkaSource:
         if self._hook_error is not None:
             error, self._hook_error = self._hook_error, None
             raise error
+
+
+class _NoHooks(ConsumerRebalanceListener):
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Nothing to save."""
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Resume from the committed offsets."""
 
 
 class _HookListener(ConsumerRebalanceListener):
