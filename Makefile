@@ -42,7 +42,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks all --out BENCHMARKS.md
 
 soak: $(BIN)/.installed servers
-	AUDITWATCH_SOAK=long $(BIN)/python -m pytest -m slow tests
+	AUDITWATCH_SOAK=long $(BIN)/python -m pytest -s tests/test_crash_soak.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache
