@@ -129,6 +129,7 @@ def config_file(tmp_path: Path, settings) -> Path:
         f'models_dir = "{tmp_path / "models"}"\n'
         f"shutdown_deadline_s = {settings.shutdown_deadline_s}\n"
         "[kafka]\n"
+        f'backend = "{settings.kafka.backend}"\n'
         f'bootstrap_servers = ["{settings.kafka.bootstrap_servers[0]}"]\n'
         f'group_id = "{settings.kafka.group_id}"\n'
         "session_timeout_ms = 6000\nheartbeat_interval_ms = 1000\npoll_timeout_ms = 300\n"

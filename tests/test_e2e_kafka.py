@@ -100,8 +100,9 @@ def test_attacks_alert_with_explanations_in_index_and_metrics_in_prometheus(
     assert errors and float(errors[0]["value"][1]) >= 1
 
 
+@pytest.mark.parametrize("backend", ["kafka-python", "confluent"])
 def test_sigterm_restart_mid_stream_scores_everything_without_duplicates(
-    kafka_broker, search_server, unique_name, tmp_path: Path
+    kafka_broker, search_server, unique_name, tmp_path: Path, backend: str
 ) -> None:
     topics = topics_for(kafka_broker, unique_name)
     write_models(tmp_path, topics)
@@ -114,6 +115,9 @@ def test_sigterm_restart_mid_stream_scores_everything_without_duplicates(
         search_server.url,
         unique_name("alerts"),
         tmp_path,
+    )
+    settings = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"backend": backend})}
     )
     config = config_file(tmp_path, settings)
     log = tmp_path / "daemon.log"
