@@ -1,7 +1,9 @@
 """Dead-letter destinations: where rejected messages go, with the reason.
 
 Kafka: the original bytes as the record value, the reason and provenance in
-headers (as Kafka Connect does), so the record can be replayed unchanged.
+headers (as Kafka Connect does), so the record can be replayed unchanged. An
+original larger than the producer may send gets an empty value and its size in
+``auditwatch.original_bytes``; the source topic/partition/offset headers find it.
 File (for ``score``): one JSON line per record with the original base64-encoded.
 """
 
@@ -62,11 +64,14 @@ class FileDeadLetter:
 
 
 class KafkaDeadLetter:
+    HEADROOM = 4096  # record framing and our headers, within the producer's request limit
+
     def __init__(self, producer: Any, topic: str) -> None:
         self.producer = producer
         self.topic = topic
         self._pending: list[Any] = []
         self.count = 0
+        self.max_value_bytes = producer.config["max_request_size"] - self.HEADROOM
 
     def add(self, rejected: Rejected, msg: RawMessage) -> None:
         headers = [
@@ -76,7 +81,13 @@ class KafkaDeadLetter:
             ("auditwatch.source.partition", str(msg.partition).encode()),
             ("auditwatch.source.offset", str(msg.offset).encode()),
         ]
-        self._pending.append(self.producer.send(self.topic, value=msg.value, headers=headers))
+        value = msg.value
+        if value is not None and len(value) > self.max_value_bytes:
+            # send() would raise and stop the daemon on this message at every restart; the
+            # original stays in the source topic at the offset named in the headers
+            headers.append(("auditwatch.original_bytes", str(len(value)).encode()))
+            value = b""
+        self._pending.append(self.producer.send(self.topic, value=value, headers=headers))
         self.count += 1
 
     def flush(self) -> None:

@@ -9,10 +9,12 @@ between workers and its scores never depend on other partitions' timing.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import repeat
+from operator import attrgetter
+from typing import Any, overload
 
 import numpy as np
 import orjson
@@ -20,9 +22,10 @@ import orjson
 from detector.alerts import Origin
 from detector.errors import CheckpointError
 from detector.events import Event
+from detector.gcpause import collector_paused
 from detector.metrics import Metrics
 from detector.modeldefs import ModelSpec
-from detector.parsers import ParseOptions, Rejected, parse_message
+from detector.parsers import ParseOptions, Rejected, parse_messages
 from detector.privacy import Pseudonymiser
 from detector.runner import ModelRunner
 
@@ -35,6 +38,33 @@ class RawMessage:
     partition: int
     offset: int
     value: bytes
+
+
+class Origins(Sequence[Origin]):
+    """Where each event of a batch came from. The ``Origin`` objects are built only for
+    the events that are looked at (alerts, rejects), not for every event."""
+
+    def __init__(self, topic: str, messages: Sequence[RawMessage], index: Sequence[int]) -> None:
+        self._topic, self._messages, self._index = topic, messages, index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @overload
+    def __getitem__(self, i: int) -> Origin: ...
+    @overload
+    def __getitem__(self, i: slice) -> Origins: ...
+    def __getitem__(self, i: int | slice) -> Origin | Origins:
+        if isinstance(i, slice):
+            return Origins(self._topic, self._messages, self._index[i])
+        msg = self._messages[self._index[i]]
+        return Origin(self._topic, msg.partition, msg.offset)
+
+    def take(self, rows: Sequence[int]) -> Origins:
+        """The origins of the events at ``rows``."""
+        if len(rows) == len(self._index):
+            return self
+        return Origins(self._topic, self._messages, [self._index[i] for i in rows])
 
 
 @dataclass
@@ -65,47 +95,40 @@ class Pipeline:
     def process(self, messages: Sequence[RawMessage]) -> BatchResult:
         """Parse, score and decide on ``messages`` (all from any topics/partitions)."""
         result = BatchResult()
-        by_partition: dict[tuple[str, int], list[RawMessage]] = defaultdict(list)
-        for msg in messages:
-            by_partition[(msg.topic, msg.partition)].append(msg)
-        for (topic, partition), part in by_partition.items():
-            self.metrics.consumed.labels(topic).inc(len(part))
-            events, origins = self._parse(topic, part, result)
-            self._score(topic, partition, events, origins, result)
+        with collector_paused():  # the batch's objects are acyclic and die with it
+            for (topic, partition), part in _by_partition(messages).items():
+                self.metrics.consumed.labels(topic).inc(len(part))
+                self._parse_and_score(topic, partition, part, result)
         return result
+
+    def _parse_and_score(
+        self, topic: str, partition: int, messages: list[RawMessage], result: BatchResult
+    ) -> None:
+        events, origins = self._parse(topic, messages, result)
+        self._score(topic, partition, events, origins, result)
 
     def _parse(
         self, topic: str, messages: list[RawMessage], result: BatchResult
-    ) -> tuple[list[Event], list[Origin]]:
+    ) -> tuple[list[Event], Origins]:
         started = time.perf_counter()
-        events: list[Event] = []
-        origins: list[Origin] = []
-        options = self.options
-        for msg in messages:
-            parsed, rejected = parse_message(msg.value, options)
-            if parsed:
-                origin = Origin(topic, msg.partition, msg.offset)
-                events.extend(parsed)
-                origins.extend([origin] * len(parsed))
-            for rej in rejected:
-                self.metrics.parse_errors.labels(topic, rej.reason).inc()
-                result.rejected.append((rej, msg))
+        parsed = parse_messages(list(map(_VALUE, messages)), self.options)
+        for rej, index in zip(parsed.rejected, parsed.rejected_origins, strict=True):
+            self.metrics.parse_errors.labels(topic, rej.reason).inc()
+            result.rejected.append((rej, messages[index]))
+        events = parsed.events
         if self.pseudonymiser is not None:
             events = [self.pseudonymiser.apply(ev) for ev in events]
-        formats: dict[str, int] = defaultdict(int)
-        for ev in events:
-            formats[ev.source_format] += 1
-        for fmt, count in formats.items():
+        for fmt, count in Counter(ev.source_format for ev in events).items():
             self.metrics.parsed.labels(topic, fmt).inc(count)
         self.metrics.stage_seconds.labels("parse").observe(time.perf_counter() - started)
-        return events, origins
+        return events, Origins(topic, messages, parsed.origins)
 
     def _score(
         self,
         topic: str,
         partition: int,
         events: list[Event],
-        origins: list[Origin],
+        origins: Origins,
         result: BatchResult,
     ) -> None:
         routed = self._route(topic, events, origins, result)
@@ -113,35 +136,53 @@ class Pipeline:
             spec = self.specs_by_name[name]
             runner = self.runner(spec, topic, partition)
             started = time.perf_counter()
-            out = runner.process(evs, list(oris))
+            out = runner.process(evs, oris)
             self.metrics.stage_seconds.labels("score").observe(time.perf_counter() - started)
             self._account(spec, runner, out.severity, out.alerts)
-            result.scores.extend(
-                (ev.event_id, spec.name, float(s)) for ev, s in zip(evs, out.severity, strict=True)
-            )
+            ids = map(attrgetter("event_id"), evs)
+            result.scores.extend(zip(ids, repeat(spec.name), out.severity.tolist(), strict=False))
             result.alerts.extend(out.alerts)
             result.events += len(evs)
 
     def _route(
-        self, topic: str, events: list[Event], origins: list[Origin], result: BatchResult
-    ) -> dict[str, tuple[list[Event], list[Origin]]]:
-        routed: dict[str, tuple[list[Event], list[Origin]]] = {}
+        self, topic: str, events: list[Event], origins: Origins, result: BatchResult
+    ) -> dict[str, tuple[list[Event], Origins]]:
+        """Events grouped by the model that takes their format, each group in order."""
+        formats = [ev.source_format for ev in events]
+        model_of = {fmt: self.model_for(topic, fmt) for fmt in set(formats)}
+        rows_of: dict[str | None, Sequence[int]]
+        if len(model_of) == 1:  # the usual batch: one format, so nothing to split
+            (spec,) = model_of.values()
+            rows_of = {spec.name if spec else None: range(len(events))}
+        else:
+            grouped: defaultdict[str | None, list[int]] = defaultdict(list)
+            for i, fmt in enumerate(formats):
+                spec = model_of[fmt]
+                grouped[spec.name if spec else None].append(i)
+            rows_of = dict(grouped)
+        unrouted = rows_of.pop(None, None)
+        if unrouted is not None:
+            self._reject_unrouted(
+                topic, [events[i] for i in unrouted], origins.take(unrouted), result
+            )
+        return {
+            name: (
+                events if len(rows) == len(events) else [events[i] for i in rows],
+                origins.take(rows),
+            )
+            for name, rows in rows_of.items()
+            if name is not None
+        }
+
+    def _reject_unrouted(
+        self, topic: str, events: list[Event], origins: Origins, result: BatchResult
+    ) -> None:
         for ev, origin in zip(events, origins, strict=True):
-            spec = self.model_for(topic, ev.source_format)
-            if spec is None:
-                reason = Rejected("no_model", f"no model takes {ev.source_format} on {topic}", b"")
-                result.rejected.append(
-                    (
-                        reason,
-                        RawMessage(topic, origin.partition, origin.offset, _original_bytes(ev)),
-                    )
-                )
-                self.metrics.parse_errors.labels(topic, "no_model").inc()
-                continue
-            evs, oris = routed.setdefault(spec.name, ([], []))
-            evs.append(ev)
-            oris.append(origin)
-        return routed
+            fmt = ev.source_format
+            reason = Rejected("no_model", f"no model takes {fmt} on {topic}", b"")
+            raw = RawMessage(topic, origin.partition, origin.offset, _original_bytes(ev))
+            result.rejected.append((reason, raw))
+            self.metrics.parse_errors.labels(topic, "no_model").inc()
 
     def model_for(self, topic: str, fmt: str) -> ModelSpec | None:
         for spec in self.specs:
@@ -192,6 +233,22 @@ class Pipeline:
 
     def entities_tracked(self, model: str) -> int:
         return sum(r.entities_tracked() for k, r in self.runners.items() if k[0] == model)
+
+
+_PARTITION = attrgetter("topic", "partition")
+_VALUE = attrgetter("value")
+
+
+def _by_partition(messages: Sequence[RawMessage]) -> dict[tuple[str, int], list[RawMessage]]:
+    """Messages grouped by (topic, partition), in order; one group without a copy loop in
+    the usual case of a batch from one partition."""
+    keys = list(map(_PARTITION, messages))
+    if keys and keys.count(keys[0]) == len(keys):
+        return {keys[0]: list(messages)}
+    grouped: dict[tuple[str, int], list[RawMessage]] = defaultdict(list)
+    for key, msg in zip(keys, messages, strict=True):
+        grouped[key].append(msg)
+    return grouped
 
 
 def _original_bytes(ev: Event) -> bytes:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -92,9 +94,9 @@ class ModelRunner:
         return self.seen % self.block
 
     def process(
-        self, events: list[Event], origins: list[Origin | None], now: float | None = None
+        self, events: list[Event], origins: Sequence[Origin | None], now: float | None = None
     ) -> RunnerResult:
-        keys = [getattr(ev, self.spec.entity_key) or "(unknown)" for ev in events]
+        keys = [key or "(unknown)" for key in map(attrgetter(self.spec.entity_key), events)]
         X_all, contexts = self.featurizer.featurize(events, keys)
         X = X_all[:, self.columns]
         severity = np.zeros(len(events))

@@ -6,8 +6,10 @@ from factories import T0, access_event, inference_event
 
 from detector.features import EntityLimits
 from detector.features.access import ACCESS_FEATURES, AccessFeaturizer
-from detector.features.inference import INFERENCE_FEATURES, InferenceFeaturizer
-from detector.features.profiles import AccessProfile
+from detector.features.inference import INFERENCE_FEATURES, VALUE_LIMIT, InferenceFeaturizer
+from detector.features.inference_kernel import input_signals
+from detector.features.profiles import RECENT_INPUTS, AccessProfile
+from detector.parsers.inference import MAX_VECTOR
 
 A = {name: i for i, name in enumerate(ACCESS_FEATURES)}
 INF = {name: i for i, name in enumerate(INFERENCE_FEATURES)}
@@ -163,3 +165,44 @@ def test_inference_extraction_and_probing_signals() -> None:
     ]
     Xp, _ = f.featurize(probe, [e.entity for e in probe])
     assert Xp[-1, INF["query_distance"]] < -3  # near-duplicates: far closer than usual
+
+
+def _input_signals_numpy(
+    vector: np.ndarray, mean: np.ndarray, var: np.ndarray, alpha: float, recent: np.ndarray
+) -> tuple[float, float, np.ndarray]:
+    """The numpy implementation the kernel replaced: (novelty, nearest distance, z)."""
+    z = (vector - mean) / np.sqrt(var + 1e-12)
+    novelty = float(np.sqrt(np.mean(z * z)))
+    delta = vector - mean
+    mean += alpha * delta
+    var += alpha * (delta * delta - var)
+    nearest = float(np.min(np.linalg.norm(recent - z, axis=1))) if len(recent) else math.inf
+    return novelty, nearest, z
+
+
+def test_inference_kernel_is_bit_identical_to_numpy() -> None:
+    """Same sums in the same order as numpy (pairwise), so features do not move at all."""
+    rng = np.random.default_rng(7)
+    for trial in range(3_000):
+        dim = int(rng.integers(1, MAX_VECTOR + 1))
+        vector = rng.standard_normal(dim) * 10.0 ** rng.uniform(-3, 3, dim)
+        mean, var = rng.standard_normal(dim), rng.uniform(1e-6, 5.0, dim)
+        ring = np.full((RECENT_INPUTS, dim), np.nan)
+        filled = trial % (RECENT_INPUTS + 1)
+        ring[:filled] = rng.standard_normal((filled, dim)) * 3
+        alpha = float(rng.uniform(0, 0.01))
+        ref_mean, ref_var = mean.copy(), var.copy()
+        want = _input_signals_numpy(vector, ref_mean, ref_var, alpha, ring[:filled])
+        slot = filled % RECENT_INPUTS
+        got = input_signals(vector, VALUE_LIMIT, mean, var, alpha, ring, filled, slot)
+        assert got == want[:2]
+        assert mean.tobytes() == ref_mean.tobytes() and var.tobytes() == ref_var.tobytes()
+        assert ring[slot].tobytes() == want[2].tobytes()
+
+
+def test_inference_kernel_clips_huge_inputs() -> None:
+    mean, var, ring = np.zeros(3), np.ones(3), np.zeros((1, 3))
+    huge = np.array([1.7e308, -1.7e308, 1e300])
+    novelty, nearest = input_signals(huge, VALUE_LIMIT, mean, var, 0.01, ring, 1, 0)
+    assert math.isfinite(novelty) and math.isfinite(nearest)
+    assert np.isfinite(mean).all() and np.isfinite(var).all()

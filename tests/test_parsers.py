@@ -12,7 +12,14 @@ import jsonschema
 import orjson
 import pytest
 
-from detector.parsers import REASONS, ParseOptions, Rejected, parse_batch, parse_message
+from detector.parsers import (
+    REASONS,
+    ParseOptions,
+    Rejected,
+    parse_batch,
+    parse_message,
+    parse_messages,
+)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 STRATUS = DATA / "cloudtrail" / "invictus_stratus"
@@ -187,6 +194,18 @@ def test_parse_batch_maps_events_to_messages() -> None:
     assert origins == [0, 2, 2, 4]
     assert [e.event_id for e in events][1:3] == [orjson.loads(x)["eventID"] for x in lines[3:5]]
     assert [r.reason for r in rejected] == ["invalid_json", "unknown_format"]
+
+
+def test_parse_messages_maps_rejections_to_messages_too() -> None:
+    lines = stratus_lines()
+    bad_record = {"eventName": "x", "eventSource": "y"}  # no userIdentity
+    records_file = orjson.dumps({"Records": [orjson.loads(lines[3]), bad_record]})
+    batch = [b"not json", lines[0], records_file, None, lines[7]]
+    out = parse_messages(batch, OPTS, now=NOW)
+    assert out.origins == [1, 2, 4]
+    assert [r.reason for r in out.rejected] == ["invalid_json", "missing_field", "invalid_json"]
+    assert out.rejected_origins == [0, 2, 3]
+    assert out.rejected[1].original == records_file and out.rejected[2].original == b""
 
 
 def test_missing_event_id_gets_stable_content_hash() -> None:

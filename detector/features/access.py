@@ -43,6 +43,7 @@ NOVELTY_KINDS = ("network", "user_agent", "action", "resource", "country")
 NOVELTY_FIELDS = NOVELTY_KINDS  # the Event attribute of each kind
 STATE_VERSION = 1
 _MEMO_CAP = 65_536  # per key kind; the memo is cleared when full
+_MEMO_MAX_LEN = 256  # longer keys are hashed each time: hostile long keys must not pile up
 _MEMOS: dict[str, dict[str | None, int]] = {k: {} for k in ("net", "ua", "act", "res", "cc")}
 
 
@@ -68,7 +69,11 @@ def _key_hashes(kind: str, values: list[str | None]) -> np.ndarray:
         for value in missing:
             text = agent_family(value) if kind == "ua" and value else value
             memo[value] = stable_hash(kind, text) if text else 0
-    return np.fromiter(map(memo.__getitem__, values), np.uint32, len(values))
+    hashes = np.fromiter(map(memo.__getitem__, values), np.uint32, len(values))
+    for value in missing:
+        if value is not None and len(value) > _MEMO_MAX_LEN:
+            del memo[value]
+    return hashes
 
 
 def novelty_keys(ev: Event) -> list[int]:

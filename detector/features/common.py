@@ -124,6 +124,8 @@ class FeatureState(Generic[P]):
         blended with its peers' until it has a day of history (a new key that bursts
         from its first second has no own baseline to hide behind)."""
         own = prof.long_rate()
+        if group not in self.peers:  # beyond max_peer_groups: peer() pooled it in "_other"
+            group = "_other"
         peer_rate = self.peer_rates.get(group, own)
         history = min(1.0, (prof.last_ts - prof.first_ts) / TAU_LONG_S) if prof.n else 0.0
         # peers learn from members in proportion to how much history backs their rate

@@ -10,6 +10,7 @@ near-duplicate queries (tiny distances). docs/features.md defines each one.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from detector.events import Event
 from detector.features.baselines import stable_hash
 from detector.features.common import FeatureState, cold_weight, hour_of_week, volume_z
+from detector.features.inference_kernel import input_signals
 from detector.features.profiles import RECENT_INPUTS, InferenceProfile
 
 INFERENCE_FEATURES = (
@@ -34,6 +36,9 @@ INFERENCE_FEATURES = (
     "output_tokens_vs_baseline",
 )
 MAX_MODELS = 1_000
+# Inputs are clipped to +-1e100: squares of larger finite values overflow to inf and turn
+# the model's running statistics into NaN for good. No real input comes close.
+VALUE_LIMIT = 1e100
 
 
 class ModelTraffic:
@@ -49,16 +54,19 @@ class ModelTraffic:
         self.entropy = math.nan
         self.log_distance = math.nan  # typical log distance of a query to its caller's last ones
 
-    def zscale(self, vector: np.ndarray) -> np.ndarray:
-        return (vector - self.mean) / np.sqrt(self.var + 1e-12)
+    def learning_rate(self, caller_rate: float) -> float:
+        """How much one input moves ``mean``/``var`` (``inference_kernel.input_signals``
+        learns it). A caller's weight shrinks with its query rate (per minute), so a
+        single high-rate client cannot quickly redefine "normal" inputs."""
+        return self.ALPHA / (1.0 + 60.0 * caller_rate)
 
-    def learn_input(self, vector: np.ndarray, caller_rate: float) -> None:
-        """Learn one input; a caller's weight shrinks with its query rate (per minute),
-        so a single high-rate client cannot quickly redefine "normal" inputs."""
-        alpha = self.ALPHA / (1.0 + 60.0 * caller_rate)
-        delta = vector - self.mean
-        self.mean += alpha * delta
-        self.var += alpha * (delta * delta - self.var)
+
+_cached_hash = lru_cache(maxsize=65_536)(stable_hash)  # few distinct keys, many events
+
+
+def _key_hash(kind: str, value: str) -> int:
+    # long keys are hashed each time: hostile long keys must not pile up in the cache
+    return _cached_hash(kind, value) if len(value) <= 256 else stable_hash(kind, value)
 
 
 def _ewma(current: float, value: float, alpha: float) -> float:
@@ -72,9 +80,15 @@ class InferenceFeaturizer(FeatureState[InferenceProfile]):
     profile_type = InferenceProfile
     POPULATIONS = ("model",)
 
+    _warm = False  # kernel compiled or loaded from numba's cache in this process
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.models: dict[str, ModelTraffic] = {}
+        if not InferenceFeaturizer._warm:  # pay the JIT/cache load at startup, not in a batch
+            InferenceFeaturizer._warm = True
+            one = np.ones(1)
+            input_signals(one, VALUE_LIMIT, one.copy(), one.copy(), 0.0, np.ones((1, 1)), 1, 0)
 
     def featurize_one(self, ev: Event, entity_key: str) -> tuple[list[float], dict[str, Any]]:
         ts = ev.timestamp
@@ -84,9 +98,9 @@ class InferenceFeaturizer(FeatureState[InferenceProfile]):
         rate_long = self.peer_rate(ev.peer_group, prof, w)
         ctx: dict[str, Any] = {"profile": prof, "events_seen": prof.n, "weight": w}
         keys = [
-            stable_hash("net", ev.network) if ev.network else 0,
-            stable_hash("ua", ev.user_agent) if ev.user_agent else 0,
-            stable_hash("model", ev.model) if ev.model else 0,
+            _key_hash("net", ev.network) if ev.network else 0,
+            _key_hash("ua", ev.user_agent) if ev.user_agent else 0,
+            _key_hash("model", ev.model) if ev.model else 0,
         ]
         new, _ = self.first_uses(prof, peer, keys, ts, w)
         failed = ev.outcome == "failure"
@@ -138,23 +152,24 @@ class InferenceFeaturizer(FeatureState[InferenceProfile]):
         queries relative to the model's typical one); zeros without an input vector."""
         if traffic is None or vector_in is None:
             return 0.0, 0.0
-        vector = np.asarray(vector_in, dtype=np.float64)
-        z = traffic.zscale(vector)
-        novelty = float(np.sqrt(np.mean(z * z)))
-        traffic.learn_input(vector, prof.short_rate())
+        vector = np.asarray(vector_in, dtype=np.float64)  # the kernel clips to VALUE_LIMIT
+        alpha = traffic.learning_rate(prof.short_rate())
         ring = prof.recent_inputs
-        if ring is None or ring.shape[1] != z.shape[0]:
-            ring = prof.recent_inputs = np.full((RECENT_INPUTS, z.shape[0]), np.nan)
+        if ring is None or ring.shape[1] != vector.shape[0]:
+            ring = prof.recent_inputs = np.full((RECENT_INPUTS, vector.shape[0]), np.nan)
             prof.recent_pos = 0
-        filled = ring[: min(prof.recent_pos, RECENT_INPUTS)]
+        filled = min(prof.recent_pos, RECENT_INPUTS)
+        slot = prof.recent_pos % RECENT_INPUTS
+        novelty, nearest = input_signals(
+            vector, VALUE_LIMIT, traffic.mean, traffic.var, alpha, ring, filled, slot
+        )
         distance = 0.0
-        if filled.shape[0]:
-            log_d = math.log(float(np.min(np.linalg.norm(filled - z, axis=1))) + 1e-6)
+        if filled:
+            log_d = math.log(nearest + 1e-6)
             typical = traffic.log_distance
             distance = 0.0 if typical != typical else log_d - typical
             traffic.log_distance = _ewma(typical, log_d, 0.01)
             ctx["query_distance_log"] = log_d
-        ring[prof.recent_pos % RECENT_INPUTS] = z
         prof.recent_pos += 1
         ctx["input_novelty"] = novelty
         return novelty, distance
@@ -165,13 +180,14 @@ class InferenceFeaturizer(FeatureState[InferenceProfile]):
     ) -> tuple[float, float]:
         """Caller's recent confidence/entropy minus the model's usual (0 when unknown)."""
         prof.confidence = _ewma(prof.confidence, ev.confidence, 0.1)
-        prof.entropy = _ewma(prof.entropy, ev.entropy, 0.1)
+        entropy = min(ev.entropy, VALUE_LIMIT)  # NaN (not reported) stays NaN
+        prof.entropy = _ewma(prof.entropy, entropy, 0.1)
         if traffic is None:
             return 0.0, 0.0
         usual_conf, usual_ent = traffic.confidence, traffic.entropy
         alpha = 0.01 / (1.0 + 60.0 * prof.short_rate())  # as in learn_input
         traffic.confidence = _ewma(usual_conf, ev.confidence, alpha)
-        traffic.entropy = _ewma(usual_ent, ev.entropy, alpha)
+        traffic.entropy = _ewma(usual_ent, entropy, alpha)
         ctx["confidence_usual"], ctx["confidence_recent"] = usual_conf, prof.confidence
         ctx["entropy_usual"], ctx["entropy_recent"] = usual_ent, prof.entropy
         conf = prof.confidence - usual_conf

@@ -12,12 +12,14 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from detector.errors import ParseError
 from detector.events import Event
+from detector.gcpause import collector_paused
 from detector.parsers.cloudtrail import parse_cloudtrail
 from detector.parsers.common import (
     REASONS,
@@ -30,7 +32,15 @@ from detector.parsers.common import (
 from detector.parsers.ecs import parse_ecs
 from detector.parsers.inference import MODEL_FIELD, parse_inference
 
-__all__ = ["REASONS", "ParseOptions", "Rejected", "parse_batch", "parse_message"]
+__all__ = [
+    "REASONS",
+    "ParseOptions",
+    "ParsedBatch",
+    "Rejected",
+    "parse_batch",
+    "parse_message",
+    "parse_messages",
+]
 
 GZIP_MAGIC = b"\x1f\x8b"
 _NON_FINITE_TOKENS = (b"NaN", b"Infinity", b"-Infinity", b"-NaN", b"+Infinity")
@@ -105,7 +115,11 @@ def normalise(record: Any, options: ParseOptions, max_ts: float) -> Event:
 
 
 def _parse_into(
-    data: bytes, options: ParseOptions, max_ts: float, events: list[Event], rejected: list[Rejected]
+    data: bytes | None,
+    options: ParseOptions,
+    max_ts: float,
+    events: list[Event],
+    rejected: list[Rejected],
 ) -> int:
     """Append one message's Events/Rejected to the lists; return how many Events."""
     if data is None:  # a Kafka tombstone: rejected like an empty message
@@ -144,18 +158,40 @@ def parse_message(
     return events, rejected
 
 
+@dataclass(slots=True)
+class ParsedBatch:
+    """A batch of messages parsed: every Event and every Rejected, each with the index
+    of the message it came from."""
+
+    events: list[Event] = field(default_factory=list)
+    origins: list[int] = field(default_factory=list)  # message index of each Event
+    rejected: list[Rejected] = field(default_factory=list)
+    rejected_origins: list[int] = field(default_factory=list)  # message index of each Rejected
+
+
+def parse_messages(
+    messages: Sequence[bytes | None], options: ParseOptions, now: float | None = None
+) -> ParsedBatch:
+    """Parse many messages in order. Never raises for bad input."""
+    max_ts = (time.time() if now is None else now) + options.max_clock_skew_s
+    out = ParsedBatch()
+    events, origins = out.events, out.origins
+    rejected, rejected_origins = out.rejected, out.rejected_origins
+    with collector_paused():
+        for index, data in enumerate(messages):
+            got = _parse_into(data, options, max_ts, events, rejected)
+            if got == 1:
+                origins.append(index)
+            elif got:
+                origins.extend([index] * got)
+            if len(rejected) > len(rejected_origins):
+                rejected_origins.extend([index] * (len(rejected) - len(rejected_origins)))
+    return out
+
+
 def parse_batch(
     messages: Sequence[bytes], options: ParseOptions, now: float | None = None
 ) -> tuple[list[Event], list[Rejected], list[int]]:
     """Parse many messages; the third list maps each Event to its message index."""
-    max_ts = (time.time() if now is None else now) + options.max_clock_skew_s
-    events: list[Event] = []
-    rejected: list[Rejected] = []
-    origins: list[int] = []
-    for index, data in enumerate(messages):
-        got = _parse_into(data, options, max_ts, events, rejected)
-        if got == 1:
-            origins.append(index)
-        elif got:
-            origins.extend([index] * got)
-    return events, rejected, origins
+    out = parse_messages(messages, options, now)
+    return out.events, out.rejected, out.origins

@@ -42,24 +42,29 @@ def category_of(value: Any) -> str | None:
     return opt_str(value, "event.category")
 
 
-def client_fields(flat: dict[str, Any]) -> dict[str, Any]:
-    """Where the call came from: source.ip (else client.ip), geo, user agent.
+def client_fields(flat: dict[str, Any]) -> tuple[str | None, str | None, str | None, str | None]:
+    """(source_ip, network, country, user_agent): where the call came from, in Event order.
 
-    An unparsable source.ip is dropped, not rejected: it is a feature, not identity.
+    source.ip, else client.ip. An unparsable IP is dropped, not rejected: it is a
+    feature, not identity.
     """
-    ip = opt_str(flat.get("source.ip") or flat.get("client.ip"), "source.ip")
+    get = flat.get
+    ip = opt_str(get("source.ip") or get("client.ip"), "source.ip")
     network = network_of(ip) if ip else None
-    country = flat.get("source.geo.country_iso_code") or flat.get("client.geo.country_iso_code")
-    return {
-        "source_ip": ip if network else None,
-        "network": network,
-        "country": opt_str(country, "source.geo.country_iso_code"),
-        "user_agent": opt_str(flat.get("user_agent.original"), "user_agent.original"),
-    }
+    country = get("source.geo.country_iso_code") or get("client.geo.country_iso_code")
+    return (
+        ip if network else None,
+        network,
+        opt_str(country, "source.geo.country_iso_code"),
+        opt_str(get("user_agent.original"), "user_agent.original"),
+    )
 
 
-def identity(flat: dict[str, Any]) -> dict[str, Any]:
-    """entity = user.name, else user.id; service account per ``is_service_account``."""
+def identity(flat: dict[str, Any]) -> tuple[str, str, str, str | None, str | None]:
+    """(entity, entity_type, peer_group, user_name, user_id), in Event order.
+
+    entity = user.name, else user.id; service account per ``is_service_account``.
+    """
     user_name = opt_str(flat.get("user.name"), "user.name")
     user_id = opt_str(flat.get("user.id"), "user.id")
     entity = user_name or user_id
@@ -69,46 +74,41 @@ def identity(flat: dict[str, Any]) -> dict[str, Any]:
     entity_type = "service" if is_service_account(roles, user_name) else "user"
     first_role = roles[0] if type(roles) is list and roles else roles
     peer = first_role if type(first_role) is str and first_role else entity_type
-    return {
-        "entity": entity,
-        "entity_type": entity_type,
-        "peer_group": peer,
-        "user_name": user_name,
-        "user_id": user_id,
-    }
+    return entity, entity_type, peer, user_name, user_id
 
 
-def volumes(flat: dict[str, Any], options: ParseOptions) -> dict[str, Any]:
-    """resource / bytes_out / bytes_in / rows from the configured field lists."""
+def volumes(flat: dict[str, Any], options: ParseOptions) -> tuple[str | None, float, float, float]:
+    """(resource, bytes_out, bytes_in, rows) from the configured field lists, in Event order."""
     res_name, res_value = first_present(flat, options.resource_fields)
     out_name, out_value = first_present(flat, options.bytes_out_fields)
     in_name, in_value = first_present(flat, options.bytes_in_fields)
     rows_name, rows_value = first_present(flat, options.rows_fields)
-    return {
-        "resource": opt_str(res_value, res_name),
-        "bytes_out": opt_num(out_value, out_name),
-        "bytes_in": opt_num(in_value, in_name),
-        "rows": opt_num(rows_value, rows_name),
-    }
+    return (
+        opt_str(res_value, res_name),
+        opt_num(out_value, out_name),
+        opt_num(in_value, in_name),
+        opt_num(rows_value, rows_name),
+    )
 
 
 def parse_ecs(
     record: dict[str, Any], flat: dict[str, Any], options: ParseOptions, max_ts: float
 ) -> Event:
-    """Normalise one ECS document (``flat`` = ``flatten(record)``); raises ParseError."""
-    timestamp = to_epoch(flat.get("@timestamp", record.get("@timestamp")), "@timestamp", max_ts)
-    event_id = opt_str(flat.get("event.id"), "event.id") or content_id(record)
-    action = flat.get("event.action") or flat.get("event.code")
+    """Normalise one ECS document (``flat`` = ``flatten(record)``); raises ParseError.
+
+    Fields are read in the order that decides which error a bad document reports.
+    """
+    get = flat.get
+    timestamp = to_epoch(get("@timestamp", record.get("@timestamp")), "@timestamp", max_ts)
+    event_id = opt_str(get("event.id"), "event.id") or content_id(record)
+    action = opt_str(get("event.action") or get("event.code"), "event.action") or ""
+    outcome = outcome_of(get("event.outcome"))
+    category = category_of(get("event.category"))
+    service = opt_str(get("service.name"), "service.name")
+    who = identity(flat)
+    source_ip, network, country, user_agent = client_fields(flat)
+    resource, bytes_out, bytes_in, rows = volumes(flat, options)
     return Event(
-        timestamp=timestamp,
-        event_id=event_id,
-        source_format="ecs",
-        action=opt_str(action, "event.action") or "",
-        outcome=outcome_of(flat.get("event.outcome")),
-        category=category_of(flat.get("event.category")),
-        service=opt_str(flat.get("service.name"), "service.name"),
-        raw=record,
-        **identity(flat),
-        **client_fields(flat),
-        **volumes(flat, options),
-    )
+        timestamp, event_id, "ecs", *who, action, outcome, category, source_ip, network,
+        country, user_agent, service, resource, bytes_out, bytes_in, rows, raw=record,
+    )  # fmt: skip

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from detector.events import Event
+from detector.events import NAN, Event
 from detector.parsers.common import (
     content_id,
     is_service_account,
@@ -52,8 +52,9 @@ def probability(value: Any, name: str) -> float:
     return out
 
 
-def caller(flat: dict[str, Any]) -> dict[str, Any]:
-    """entity = API key id, else user.id, else user.name."""
+def caller(flat: dict[str, Any]) -> tuple[str, str, str | None, str | None]:
+    """(entity, entity_type, user_name, user_id): entity = API key id, else user.id,
+    else user.name."""
     key_id = opt_str(flat.get(_PREFIX + "api_key_id"), _PREFIX + "api_key_id")
     user_id = opt_str(flat.get("user.id"), "user.id")
     user_name = opt_str(flat.get("user.name"), "user.name")
@@ -66,54 +67,51 @@ def caller(flat: dict[str, Any]) -> dict[str, Any]:
         entity_type = "service"
     else:
         entity_type = "user"
-    return {
-        "entity": entity,
-        "entity_type": entity_type,
-        "user_id": user_id,
-        "user_name": user_name,
-    }
+    return entity, entity_type, user_name, user_id
 
 
-def measurements(flat: dict[str, Any]) -> dict[str, Any]:
-    """Token counts, sizes, output summary and latency (NaN when absent)."""
-    duration_ns = opt_num(flat.get("event.duration"), "event.duration")
-    return {
-        "input_tokens": opt_num(flat.get("gen_ai.usage.input_tokens"), "gen_ai.usage.input_tokens"),
-        "output_tokens": opt_num(
-            flat.get("gen_ai.usage.output_tokens"), "gen_ai.usage.output_tokens"
-        ),
-        "input_size": opt_num(flat.get(_PREFIX + "input.size_bytes"), _PREFIX + "input.size_bytes"),
-        "confidence": probability(flat.get(_PREFIX + "output.confidence"), "output.confidence"),
-        "entropy": opt_num(flat.get(_PREFIX + "output.entropy"), _PREFIX + "output.entropy"),
-        "latency_ms": duration_ns / 1e6,
-        "input_vector": input_vector(flat.get(_PREFIX + "input.vector")),
-    }
+Measurements = tuple[float, float, float, float, float, float, tuple[float, ...] | None]
+
+
+def measurements(flat: dict[str, Any]) -> Measurements:
+    """Token counts, input size, confidence, entropy, latency and input vector, in Event
+    order (NaN/None when absent)."""
+    get = flat.get
+    duration_ns = opt_num(get("event.duration"), "event.duration")
+    return (
+        opt_num(get("gen_ai.usage.input_tokens"), "gen_ai.usage.input_tokens"),
+        opt_num(get("gen_ai.usage.output_tokens"), "gen_ai.usage.output_tokens"),
+        opt_num(get(_PREFIX + "input.size_bytes"), _PREFIX + "input.size_bytes"),
+        probability(get(_PREFIX + "output.confidence"), "output.confidence"),
+        opt_num(get(_PREFIX + "output.entropy"), _PREFIX + "output.entropy"),
+        duration_ns / 1e6,
+        input_vector(get(_PREFIX + "input.vector")),
+    )
 
 
 def parse_inference(record: dict[str, Any], flat: dict[str, Any], max_ts: float) -> Event:
-    """Normalise one inference event (``flat`` = ``flatten(record)``); raises ParseError."""
-    model = opt_str(flat.get(MODEL_FIELD), MODEL_FIELD)
+    """Normalise one inference event (``flat`` = ``flatten(record)``); raises ParseError.
+
+    Fields are read in the order that decides which error a bad event reports.
+    """
+    get = flat.get
+    model = opt_str(get(MODEL_FIELD), MODEL_FIELD)
     if not model:
         raise reject("missing_field", f"{MODEL_FIELD} is required")
-    timestamp = to_epoch(flat.get("@timestamp", record.get("@timestamp")), "@timestamp", max_ts)
-    ip = opt_str(flat.get("source.ip"), "source.ip")
+    timestamp = to_epoch(get("@timestamp", record.get("@timestamp")), "@timestamp", max_ts)
+    ip = opt_str(get("source.ip"), "source.ip")
     network = network_of(ip) if ip else None
-    version = opt_str(flat.get(_PREFIX + "model_version"), _PREFIX + "model_version")
+    version = opt_str(get(_PREFIX + "model_version"), _PREFIX + "model_version")
+    event_id = opt_str(get("event.id"), "event.id") or content_id(record)
+    outcome = outcome_of(get("event.outcome"))
+    category = category_of(get("event.category"))
+    user_agent = opt_str(get("user_agent.original"), "user_agent.original")
+    service = opt_str(get("service.name"), "service.name")
+    entity, entity_type, user_name, user_id = caller(flat)
+    measured = measurements(flat)
     return Event(
-        timestamp=timestamp,
-        event_id=opt_str(flat.get("event.id"), "event.id") or content_id(record),
-        source_format="inference",
-        peer_group="model:" + model,
-        action="inference:" + model,
-        outcome=outcome_of(flat.get("event.outcome")),
-        category=category_of(flat.get("event.category")),
-        source_ip=ip if network else None,
-        network=network,
-        user_agent=opt_str(flat.get("user_agent.original"), "user_agent.original"),
-        service=opt_str(flat.get("service.name"), "service.name"),
-        model=model,
-        model_version=version,
-        raw=record,
-        **caller(flat),
-        **measurements(flat),
-    )
+        timestamp, event_id, "inference", entity, entity_type, "model:" + model, user_name,
+        user_id, "inference:" + model, outcome, category, ip if network else None, network,
+        None, user_agent, service, None, NAN, NAN, NAN,  # no country, resource, volumes
+        model, version, *measured, raw=record,
+    )  # fmt: skip
