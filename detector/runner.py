@@ -8,6 +8,7 @@ therefore resumes to exactly the scores of an uninterrupted run.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from detector.scoring.registry import detector_from_state, make_detector
 
 # features where both directions are suspicious (probing = tiny distances, extraction = big)
 TWO_SIDED = frozenset({"query_distance", "confidence_shift", "entropy_shift"})
+MAX_KEY_CHARS = 256  # longer entity keys are stored as their SHA-256
 
 
 @dataclass
@@ -96,7 +98,7 @@ class ModelRunner:
     def process(
         self, events: list[Event], origins: Sequence[Origin | None], now: float | None = None
     ) -> RunnerResult:
-        keys = [key or "(unknown)" for key in map(attrgetter(self.spec.entity_key), events)]
+        keys = [stored_entity_key(key) for key in map(attrgetter(self.spec.entity_key), events)]
         X_all, contexts = self.featurizer.featurize(events, keys)
         X = X_all[:, self.columns]
         severity = np.zeros(len(events))
@@ -205,6 +207,16 @@ class ModelRunner:
 
     def entities_tracked(self) -> int:
         return self.featurizer.entities_tracked()
+
+
+def stored_entity_key(key: str | None) -> str:
+    """The entity key as stored: a hostile 1 MB user name must not cost 1 MB per entity,
+    so keys beyond MAX_KEY_CHARS are replaced by their SHA-256 (still one entity each)."""
+    if not key:
+        return "(unknown)"
+    if len(key) <= MAX_KEY_CHARS:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _stack(rows: list[np.ndarray], width: int) -> np.ndarray:

@@ -406,3 +406,13 @@ def test_oversized_message_from_the_broker_is_dead_lettered_and_the_daemon_goes_
         "auditwatch_parse_errors_total", {"stream": topics["ecs"], "reason": "too_large"}
     )
     assert errors == 1
+
+
+def test_huge_entity_keys_are_stored_as_hashes_and_stay_distinct() -> None:
+    """A flood of 1 MB user names must not cost 1 MB per tracked entity."""
+    from detector.runner import MAX_KEY_CHARS, stored_entity_key
+
+    long_a, long_b = "a" * 1_000_000, "a" * 999_999 + "b"
+    assert len(stored_entity_key(long_a)) < MAX_KEY_CHARS
+    assert stored_entity_key(long_a) != stored_entity_key(long_b)
+    assert stored_entity_key("alice") == "alice" and stored_entity_key(None) == "(unknown)"
