@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_SECONDS ?= 150
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: demo test lint typecheck unit bench soak servers clean
 
@@ -37,9 +38,10 @@ servers:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager; \
 	fi
 
+## Every benchmark in one run -> BENCHMARKS.md (~40 min; BENCH_ARGS=--quick: a few minutes)
 bench: $(BIN)/.installed
 	$(BIN)/pip install --quiet -r benchmarks/requirements.txt
-	$(BIN)/python -m benchmarks all --out BENCHMARKS.md
+	$(BIN)/python -m benchmarks all $(BENCH_ARGS) --out BENCHMARKS.md
 
 soak: $(BIN)/.installed servers
 	AUDITWATCH_SOAK=long $(BIN)/python -m pytest -s tests/test_crash_soak.py

@@ -1,6 +1,7 @@
-"""``python -m benchmarks detectors``: auditwatch's detectors vs. peers, one table.
+"""``python -m benchmarks``: ``detectors`` (auditwatch's detectors vs. peers, one table)
+and ``all`` (every benchmark: detectors, pipeline events/s, stage costs, latency, entities).
 
-Exit codes: 0 table written, 2 bad arguments (unknown stream, no detector matched).
+Exit codes: 0 report written, 2 bad arguments (unknown stream, no detector matched).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import time
 from pathlib import Path
 
 from benchmarks.detectors_bench import evaluate
-from benchmarks.measure import machine_facts
+from benchmarks.measure import machine_facts, process_age_s
 from benchmarks.peers import select
 from benchmarks.report import RunInfo, render
-from benchmarks.streams import DEFAULT_STREAMS, STREAMS, Stream, StreamUnavailable
+from benchmarks.streams import DEFAULT_STREAMS, STREAMS, Stream, StreamUnavailable, build_stream
+from benchmarks.suite import SECTIONS, Plan
+from benchmarks.suite import run as run_all
 
 QUICK_EVENTS = 20_000
 QUICK_BUDGET_S = 30.0
@@ -38,7 +41,83 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     det.add_argument("--seed", type=int, default=0)
     det.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
+    add_all_parser(sub)
     return parser.parse_args(argv)
+
+
+def add_all_parser(sub: argparse._SubParsersAction) -> None:
+    every = sub.add_parser("all", help="every benchmark in one run, one Markdown file")
+    every.add_argument("--quick", action="store_true", help="small caps: a few minutes")
+    every.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
+    every.add_argument("--seed", type=int, default=0)
+    hidden = argparse.SUPPRESS  # size overrides, for smoke tests and experiments
+    every.add_argument("--streams", nargs="+", metavar="NAME", help=hidden)
+    every.add_argument("--detectors", nargs="+", metavar="SUBSTRING", help=hidden)
+    every.add_argument("--sections", help=hidden)
+    every.add_argument("--backends", nargs="+", help=hidden)
+    for flag, kind in (
+        ("--max-events", int),
+        ("--pass-seconds", float),
+        ("--capped-pass-seconds", float),
+        ("--memory-seconds", float),
+        ("--pipeline-events", int),
+        ("--stage-events", int),
+        ("--latency-rate", float),
+        ("--latency-seconds", float),
+        ("--history-events", int),
+        ("--entity-events", int),
+        ("--entity-base", int),
+    ):
+        every.add_argument(flag, type=kind, help=hidden)
+    every.add_argument("--entity-scales", type=int, nargs="+", help=hidden)
+
+
+def plan_from(args: argparse.Namespace) -> Plan:
+    """The quick or full preset with any hidden overrides applied."""
+    plan = Plan.quick() if args.quick else Plan.full()
+    plan.seed = args.seed
+    for name in (
+        "max_events",
+        "pass_seconds",
+        "capped_pass_seconds",
+        "memory_seconds",
+        "pipeline_events",
+        "stage_events",
+        "latency_rate",
+        "latency_seconds",
+        "history_events",
+        "entity_events",
+        "entity_base",
+        "sections",
+    ):
+        if getattr(args, name) is not None:
+            setattr(plan, name, getattr(args, name))
+    if args.streams:
+        plan.streams = tuple(args.streams)
+    if args.detectors:
+        plan.detectors = tuple(args.detectors)
+    if args.backends:
+        plan.backends = tuple(args.backends)
+    if args.entity_scales:
+        plan.entity_scales = tuple(args.entity_scales)
+    return plan
+
+
+def main_all(args: argparse.Namespace, argv: list[str] | None) -> int:
+    plan = plan_from(args)
+    unknown = [n for n in plan.streams if n not in STREAMS]
+    bad_sections = set(plan.sections) - set(SECTIONS)
+    if unknown or bad_sections or (plan.detectors and not select(list(plan.detectors))):
+        print(
+            f"unknown streams {unknown}, sections {sorted(bad_sections)} (choose from "
+            f"{SECTIONS}) or no detector matched {plan.detectors}",
+            file=sys.stderr,
+        )
+        return 2
+    words = sys.argv[1:] if argv is None else argv
+    already = process_age_s() if argv is None else 0.0  # from the command line: count imports
+    run_all(plan, "python -m benchmarks " + " ".join(words), args.out, already)
+    return 0
 
 
 def load_streams(names: list[str], max_events: int | None) -> tuple[list[Stream], dict[str, str]]:
@@ -46,7 +125,7 @@ def load_streams(names: list[str], max_events: int | None) -> tuple[list[Stream]
     streams, missing = [], {}
     for name in names:
         try:
-            streams.append(STREAMS[name]().head(max_events))
+            streams.append(build_stream(name, max_events))
         except StreamUnavailable as exc:
             missing[name] = str(exc)
     return streams, missing
@@ -54,6 +133,8 @@ def load_streams(names: list[str], max_events: int | None) -> tuple[list[Stream]
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "all":
+        return main_all(args, argv)
     unknown = [n for n in args.streams if n not in STREAMS]
     specs = select(args.detectors)
     if unknown or not specs:

@@ -156,18 +156,24 @@ def capped_rows(n: int, cap: int | None, strided: bool) -> np.ndarray:
 
 
 def _run_streaming(
-    spec: PeerSpec, stream: Stream, budget_s: float, seed: int, res: Result, strided: bool
+    spec: PeerSpec,
+    stream: Stream,
+    budgets: tuple[float, float],
+    seed: int,
+    res: Result,
+    strided: bool,
 ) -> None:
     d, n = stream.X.shape[1], stream.n_events
     passes: list[tuple[str, Pass, np.ndarray]] = []
     if spec.per_event:
         rows = capped_rows(n, spec.event_cap, strided)
-        p = run_event_pass(spec.make(d, seed), stream.X[rows], budget_s)
+        budget = budgets[spec.event_cap is not None]
+        p = run_event_pass(spec.make(d, seed), stream.X[rows], budget)
         res.event_eps, res.event_n = p.events_per_s, p.n
         passes.append(("per-event", p, rows))
     if spec.block:
         rows = capped_rows(n, spec.block_cap, strided)
-        p = run_block_pass(spec.make(d, seed), stream.X[rows], budget_s)
+        p = run_block_pass(spec.make(d, seed), stream.X[rows], budgets[spec.block_cap is not None])
         res.block_eps, res.block_n = p.events_per_s, p.n
         passes.append((f"blocks of {BLOCK}", p, rows))
     # The pass that reached the most events gives quality and RSS; on a tie the
@@ -182,30 +188,45 @@ def _run_streaming(
         res.notes.append(f"{kind}: {best.n}/{n} events (cap or time budget)")
 
 
-def _memory_prefix(res: Result) -> int:
+def _memory_prefix(
+    res: Result, memory_s: float = TRACEMALLOC_SECONDS, min_events: int = BLOCK
+) -> int:
     """Events for the tracemalloc pass: enough to fill windows, bounded in time."""
     slowest = np.nanmin([res.event_eps, res.block_eps, np.inf])
-    n = min(TRACEMALLOC_EVENTS, max(BLOCK, int(slowest * TRACEMALLOC_SECONDS)))
-    return min(n, max(res.n_scored, BLOCK))
+    n = min(TRACEMALLOC_EVENTS, max(min_events, int(slowest * memory_s)))
+    return min(n, max(res.n_scored, min_events))
 
 
 def evaluate(
-    spec: PeerSpec, stream: Stream, budget_s: float, seed: int = 0, strided: bool = False
+    spec: PeerSpec,
+    stream: Stream,
+    budget_s: float,
+    seed: int = 0,
+    strided: bool = False,
+    memory_s: float = TRACEMALLOC_SECONDS,
+    capped_budget_s: float | None = None,
+    memory_min_events: int = BLOCK,
 ) -> Result:
     """Run ``spec`` on ``stream`` prequentially and measure it; never raises.
 
     Each pass stops at the first block boundary after ``budget_s`` seconds. A capped
     pass replays the stream's prefix, or with ``strided`` every k-th event in order
     (so a stream whose anomalies come late, like http, still has both classes).
+    The tracemalloc pass replays about ``memory_s`` seconds' worth of events (0: no pass),
+    at least ``memory_min_events`` (tracemalloc makes a 30 events/s peer several times slower).
+    ``capped_budget_s`` (default ``budget_s``) bounds the passes over a capped subset
+    (slow peers), so whole-stream passes can be given more time than those.
     """
     res = Result(stream.name, spec.name)
     try:
         if spec.offline:
             _run_offline(spec, stream, seed, res)
         else:
-            _run_streaming(spec, stream, budget_s, seed, res, strided)
-        res.py_peak_n = _memory_prefix(res)
-        res.py_peak_mib = python_peak_mib(spec, stream.X[: res.py_peak_n], seed)
+            budgets = (budget_s, budget_s if capped_budget_s is None else capped_budget_s)
+            _run_streaming(spec, stream, budgets, seed, res, strided)
+        if memory_s > 0:
+            res.py_peak_n = _memory_prefix(res, memory_s, memory_min_events)
+            res.py_peak_mib = python_peak_mib(spec, stream.X[: res.py_peak_n], seed)
     except Exception as exc:  # a failing peer becomes a table row, not a crash
         res.notes.append(f"error: {type(exc).__name__}: {str(exc)[:160]}")
     if spec.note:

@@ -15,10 +15,13 @@ REPORTED_PACKAGES = (
     "numpy",
     "scikit-learn",
     "river",
+    "numba",
     "krcf",
     "pysad",
     "capymoa",
     "isotree",
+    "kafka-python",
+    "confluent-kafka",
 )
 
 
@@ -67,12 +70,49 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
+def ram_gib() -> str:
+    """Total memory from /proc/meminfo, GiB."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 2**20:.1f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def rss_kib() -> int:
+    """Current resident set size, KiB."""
+    return _status_kib("VmRSS")
+
+
+def process_age_s() -> float:
+    """Seconds since this process started (interpreter start-up and imports included)."""
+    try:
+        stat = (PROC_SELF / "stat").read_text()
+        start_ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return max(uptime - start_ticks / os.sysconf("SC_CLK_TCK"), 0.0)
+
+
+def load_average() -> str:
+    """1/5/15-minute load averages: other work on the machine skews every rate."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def machine_facts() -> dict[str, str]:
     """Machine, date and versions, as label -> value, for the report header."""
     facts = {
         "date (UTC)": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
         "CPU": cpu_model(),
         "cores": str(os.cpu_count()),
+        "RAM": ram_gib(),
+        "load average at start": load_average(),
         "OS": platform.platform(),
         "Python": sys.version.split()[0],
     }

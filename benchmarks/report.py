@@ -35,6 +35,8 @@ class RunInfo:
     wall_s: float
     stream_sources: dict[str, str]
     unavailable_streams: dict[str, str]
+    memory_s: float = 5.0  # the tracemalloc pass replays about this many seconds of events
+    capped_budget_s: float | None = None  # budget of passes over a capped subset, if different
 
 
 def fmt(value: float, digits: int = 3) -> str:
@@ -73,7 +75,8 @@ def method_notes(info: RunInfo) -> list[str]:
     cap = "none" if info.max_events is None else f"{info.max_events:,} events per stream"
     return [
         f"- Mode: **{info.mode}**; stream cap: {cap}; each pass stops at the first block "
-        f"boundary after {info.budget_s:.0f} s (rows say when a prefix was used).",
+        f"boundary after {info.budget_s:g} s{_capped_budget(info)} (rows say when a prefix "
+        "was used).",
         "- Prequential: each event is scored before it is learned from. Per-event: "
         f"score_one then learn_one. Mini-batch: score a block of {BLOCK}, then learn it. "
         "Scores from the cold start are included.",
@@ -84,12 +87,23 @@ def method_notes(info: RunInfo) -> list[str]:
         "(`strided`: every k-th event, in order); `events scored` is what AUC/AP were "
         "computed on, from the pass that reached the most events.",
         "- `py peak MiB (n)`: tracemalloc peak of Python-heap allocations (numpy included) "
-        "while building the detector and replaying the first n events (n is bounded so the "
-        "pass takes about 5 s). `RSS peak Δ MiB`: /proc/self VmHWM (reset via clear_refs) "
+        "while building the detector and replaying the first n events "
+        + (
+            f"(n is bounded so the pass takes about {info.memory_s:g} s). "
+            if info.memory_s > 0
+            else "(not measured in this run). "
+        )
+        + "`RSS peak Δ MiB`: /proc/self VmHWM (reset via clear_refs) "
         "minus VmRSS before the AUC pass; it is the only one that sees native memory "
         "(krcf's Rust heap, the JVM behind capymoa, isotree's C++). It is a lower bound: "
         "memory freed by an earlier row and reused shows up as 0.",
     ]
+
+
+def _capped_budget(info: RunInfo) -> str:
+    if info.capped_budget_s is None or info.capped_budget_s == info.budget_s:
+        return ""
+    return f" ({info.capped_budget_s:g} s for a pass over a capped subset, i.e. slow peers)"
 
 
 def render(results: Sequence[Result], facts: dict[str, str], info: RunInfo) -> str:

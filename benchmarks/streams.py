@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.errors import DetectorError
+
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ODDS_FILES = {
     "http": "16_http.npz",
@@ -45,6 +47,26 @@ class Stream:
         if max_events is None or max_events >= self.n_events:
             return self
         return Stream(self.name, self.X[:max_events], self.y[:max_events], self.source)
+
+    def strided(self, max_events: int | None) -> Stream:
+        """Every k-th row, in order, ``max_events`` rows (all rows when None): a small
+        stream that still spans the whole file (http's late anomaly burst included).
+
+        >>> s = Stream("s", np.arange(10.0).reshape(-1, 1), np.zeros(10, np.int8), "src")
+        >>> s.strided(4).X.ravel().tolist(), s.strided(4).source
+        ([0.0, 2.0, 4.0, 6.0], 'src; every 2nd row')
+        """
+        if max_events is None or max_events >= self.n_events:
+            return self
+        step = self.n_events // max_events
+        rows = slice(0, step * max_events, step)
+        source = f"{self.source}; every {_ordinal(step)} row"
+        return Stream(self.name, self.X[rows], self.y[rows], source)
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def load_odds(name: str, data_dir: Path = DATA_DIR) -> Stream:
@@ -86,16 +108,24 @@ def drifting_stream(
     return Stream("drift", X * scales, y, f"synthetic drifting Gaussian, seed={seed}")
 
 
-def auditwatch_generated_stream(max_events: int | None = None) -> Stream:
-    """HOOK for the lead: features of the auditwatch generated audit stream.
+def auditwatch_generated_stream(
+    max_events: int | None = None, topic: str = "cloudtrail", strided: bool = False
+) -> Stream:
+    """auditwatch's generated audit stream (``detector.synth``) through the daemon's parser
+    and the model's own featurizer; labels are the injected attack events.
 
-    Wire ``detector.synth`` (labelled generated audit events) through the feature
-    stage here and return ``Stream("auditwatch_audit", X, y, source)``. Until then
-    the harness reports this stream as unavailable.
+    ``topic`` picks the model: ``cloudtrail`` (the CloudTrail access model, default),
+    ``ecs`` or ``inference``. A capped stream is generated shorter and keeps every k-th
+    row (``strided``) or its last ``max_events`` rows, where the attacks are.
     """
-    raise StreamUnavailable(
-        "auditwatch generated audit stream not wired yet (detector.synth + features)"
-    )
+    try:
+        from benchmarks.generated import topic_matrix
+
+        X, y, source = topic_matrix(topic, max_events, strided)
+    except (ImportError, LookupError, OSError, DetectorError) as exc:  # e.g. a bad model file
+        raise StreamUnavailable(f"cannot build the generated {topic} stream: {exc}") from exc
+    name = "auditwatch_audit" if topic == "cloudtrail" else f"auditwatch_{topic}"
+    return Stream(name, X, y, source)
 
 
 STREAMS: dict[str, Callable[[], Stream]] = {
@@ -105,5 +135,32 @@ STREAMS: dict[str, Callable[[], Stream]] = {
     "shuttle": lambda: load_odds("shuttle"),
     "drift": drifting_stream,
     "auditwatch_audit": auditwatch_generated_stream,
+    "auditwatch_ecs": lambda: auditwatch_generated_stream(topic="ecs"),
+    "auditwatch_inference": lambda: auditwatch_generated_stream(topic="inference"),
 }
-DEFAULT_STREAMS = ("http", "smtp", "cover", "shuttle", "drift", "auditwatch_audit")
+# Streams whose builder takes the event cap (generated to size, not cut).
+SIZED_STREAMS: dict[str, Callable[[int | None, bool], Stream]] = {
+    "auditwatch_audit": lambda n, k: auditwatch_generated_stream(n, "cloudtrail", k),
+    "auditwatch_ecs": lambda n, k: auditwatch_generated_stream(n, "ecs", k),
+    "auditwatch_inference": lambda n, k: auditwatch_generated_stream(n, "inference", k),
+}
+DEFAULT_STREAMS = (
+    "http",
+    "smtp",
+    "cover",
+    "shuttle",
+    "drift",
+    "auditwatch_audit",
+    "auditwatch_ecs",
+    "auditwatch_inference",
+)
+
+
+def build_stream(name: str, max_events: int | None, strided: bool = False) -> Stream:
+    """Stream ``name`` capped at ``max_events`` rows (its prefix, or with ``strided`` every
+    k-th row); generated streams are built to size instead. Raises StreamUnavailable."""
+    sized = SIZED_STREAMS.get(name)
+    if sized is not None:
+        return sized(max_events, strided).head(max_events)
+    stream = STREAMS[name]()
+    return stream.strided(max_events) if strided else stream.head(max_events)

@@ -148,3 +148,62 @@ def test_odds_stream_loads_in_file_order() -> None:
 def test_select_matches_substrings() -> None:
     names = [s.name for s in select(["river", "isotree"])]
     assert names == ["river HST", "isotree IF"]
+
+
+def section_rows(markdown: str, title_prefix: str) -> dict[str, list[str]]:
+    """Table rows of the section whose heading starts with ``title_prefix``, by first cell."""
+    body = markdown.split(f"\n## {title_prefix}", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in body.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and not set(cells[1]) <= {"-"}:
+            rows[cells[0]] = cells
+    return rows
+
+
+def number(cell: str) -> float:
+    return float(cell.replace(",", "").split()[0])
+
+
+def test_all_quick_writes_one_report_with_every_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import benchmarks.generated
+
+    monkeypatch.setattr(benchmarks.generated, "MIN_DAYS", 0.5)  # a short generated stream
+    out = tmp_path / "ALL.md"
+    argv = ["all", "--quick", "--out", str(out), "--streams", "drift", "auditwatch_audit"]
+    argv += ["--detectors", "online_iforest", "river HST", "--max-events", "1500"]
+    argv += ["--pass-seconds", "60", "--capped-pass-seconds", "60"]  # no pass cut short
+    argv += ["--pipeline-events", "3000", "--stage-events", "1500", "--backends", "kafka-python"]
+    argv += ["--latency-seconds", "2", "--latency-rate", "1000", "--history-events", "2000"]
+    argv += ["--entity-scales", "1000", "--entity-events", "2000", "--entity-base", "1000"]
+    assert main(argv) == 0
+    text = out.read_text()
+    for label in ("CPU", "cores", "RAM", "Python", "numpy", "numba", "kafka-python", "command"):
+        assert f"| {label} |" in text
+    assert "python -m benchmarks all --quick" in text
+    assert number(text.split("| wall time | ")[1]) > 0
+    assert "unavailable" not in text
+
+    for stream in ("drift", "auditwatch_audit"):  # attacks in the generated stream are found
+        rows = table_rows(text, stream)
+        assert set(rows) == {"auditwatch online_iforest", "river HST"}
+        assert all(0.6 < number(c[2]) <= 1.0 for c in rows.values()), rows
+
+    pipeline = section_rows(text, "b.")
+    score = next(c for k, c in pipeline.items() if k.startswith("`auditwatch score`"))
+    assert number(score[1]) == 3000 and number(score[2]) > 0
+    daemon = pipeline["daemon via Kafka (kafka-python)"]
+    assert number(daemon[1]) == 3000 and number(daemon[2]) > 0 and number(daemon[3]) > 0
+
+    stages = section_rows(text, "c.")
+    assert len(stages["total"]) == 4 and all(number(c) > 0 for c in stages["total"][1:])
+    assert all(number(c) > 0 for c in stages["parse (bytes -> Event)"][1:])
+
+    latency = section_rows(text, "d.")["kafka-python"]
+    assert number(latency[4]) > 0  # alerts measured
+    assert 0 < number(latency[5]) <= number(latency[6]) <= number(latency[7])  # p50 <= p99 <= max
+
+    scaling = section_rows(text, "e.")["1,000"]  # every entity tracked, cost and memory shown
+    assert scaling[2] == "1,000" and number(scaling[3]) > 0 and number(scaling[5]) >= 0
