@@ -11,6 +11,7 @@ import math
 import time
 import tracemalloc
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -18,6 +19,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from benchmarks.measure import reset_rss_peak, rss_peak_kib
 from benchmarks.peers import Adapter, PeerSpec
 from benchmarks.streams import Stream
+
+Params = tuple[tuple[str, Any], ...]
 
 BLOCK = 256
 OFFLINE_TRAIN_FRACTION = 0.1
@@ -95,11 +98,11 @@ def run_block_pass(adapter: Adapter, X: np.ndarray, budget_s: float) -> Pass:
     return Pass(scores, elapsed, _rss_mib_since(base))
 
 
-def python_peak_mib(spec: PeerSpec, X: np.ndarray, seed: int) -> float:
+def python_peak_mib(spec: PeerSpec, X: np.ndarray, seed: int, params: Params = ()) -> float:
     """Peak Python-heap allocation (tracemalloc) building and running on ``X``."""
     tracemalloc.start()
     try:
-        adapter = spec.make(X.shape[1], seed)
+        adapter = spec.build(X.shape[1], seed, params)
         if spec.offline:
             adapter.fit(X[: max(len(X) // 10, 64)])
             adapter.score(X)
@@ -125,7 +128,7 @@ def quality(y: np.ndarray, scores: np.ndarray) -> tuple[float, float, str]:
 
 def _run_offline(spec: PeerSpec, stream: Stream, seed: int, res: Result) -> None:
     n_train = max(int(stream.n_events * OFFLINE_TRAIN_FRACTION), 64)
-    adapter = spec.make(stream.X.shape[1], seed)
+    adapter = spec.build(stream.X.shape[1], seed, stream.detector_params)
     base = reset_rss_peak()
     t0 = time.perf_counter()
     adapter.fit(stream.X[:n_train])
@@ -163,17 +166,19 @@ def _run_streaming(
     res: Result,
     strided: bool,
 ) -> None:
-    d, n = stream.X.shape[1], stream.n_events
+    d, n, params = stream.X.shape[1], stream.n_events, stream.detector_params
     passes: list[tuple[str, Pass, np.ndarray]] = []
     if spec.per_event:
         rows = capped_rows(n, spec.event_cap, strided)
         budget = budgets[spec.event_cap is not None]
-        p = run_event_pass(spec.make(d, seed), stream.X[rows], budget)
+        p = run_event_pass(spec.build(d, seed, params), stream.X[rows], budget)
         res.event_eps, res.event_n = p.events_per_s, p.n
         passes.append(("per-event", p, rows))
     if spec.block:
         rows = capped_rows(n, spec.block_cap, strided)
-        p = run_block_pass(spec.make(d, seed), stream.X[rows], budgets[spec.block_cap is not None])
+        p = run_block_pass(
+            spec.build(d, seed, params), stream.X[rows], budgets[spec.block_cap is not None]
+        )
         res.block_eps, res.block_n = p.events_per_s, p.n
         passes.append((f"blocks of {BLOCK}", p, rows))
     # The pass that reached the most events gives quality and RSS; on a tie the
@@ -226,7 +231,9 @@ def evaluate(
             _run_streaming(spec, stream, budgets, seed, res, strided)
         if memory_s > 0:
             res.py_peak_n = _memory_prefix(res, memory_s, memory_min_events)
-            res.py_peak_mib = python_peak_mib(spec, stream.X[: res.py_peak_n], seed)
+            res.py_peak_mib = python_peak_mib(
+                spec, stream.X[: res.py_peak_n], seed, stream.detector_params
+            )
     except Exception as exc:  # a failing peer becomes a table row, not a crash
         res.notes.append(f"error: {type(exc).__name__}: {str(exc)[:160]}")
     if spec.note:

@@ -48,6 +48,13 @@ class PeerSpec:
     event_cap: int | None = None  # full-mode cap on the per-event pass
     block_cap: int | None = None  # full-mode cap on the mini-batch pass
     note: str = ""
+    takes_params: bool = False  # ours: built with the stream's model's detector parameters
+
+    def build(self, d: int, seed: int, params: tuple[tuple[str, Any], ...] = ()) -> Adapter:
+        """A fresh adapter; ours gets ``params`` (the shipped model's, on generated streams)."""
+        if self.takes_params:
+            return self.make(d, seed, dict(params))  # type: ignore[call-arg]
+        return self.make(d, seed)
 
 
 class RunningZ:
@@ -67,22 +74,62 @@ class RunningZ:
 
 
 class Ours(Adapter):
-    """auditwatch ``Detector`` from ``detector.scoring.registry.make_detector``."""
+    """auditwatch ``Detector`` from ``make_detector``, run as the daemon runs it
+    (``detector/runner.py`` with default settings): rows are scored as they come and learned
+    per block of ``block_size``; after ``warmup_events`` learned rows, only rows whose
+    calibrated severity is below ``min(threshold, learn_below_severity)`` are learned.
+    With ``gated=False`` every row is learned (the plain prequential protocol).
+    Warm-up rows are scored by the detector too (the daemon reports severity 0 for them)."""
 
-    def __init__(self, algorithm: str, d: int, seed: int) -> None:
+    def __init__(
+        self,
+        algorithm: str,
+        d: int,
+        seed: int,
+        gated: bool = True,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        from detector.modeldefs import AlertSpec, DetectorSpec
+        from detector.scoring.calibration import Calibrator
         from detector.scoring.registry import make_detector
 
-        self.det = make_detector(algorithm, d, {}, seed)
+        det, alerts = DetectorSpec(), AlertSpec()
+        self.det = make_detector(algorithm, d, params or {}, seed)
+        self.block, self.warmup, self.gated = det.block_size, det.warmup_events, gated
+        self.cal = Calibrator(alerts.calibration_window, 4 * self.block, 2 * self.block)
+        budget = self.cal.threshold_for_budget(alerts.budget_per_10k)
+        self.learn_below = min(budget, alerts.learn_below_severity)
+        self.seen = 0
+        self.rows: list[np.ndarray] = []  # this block's rows to learn from
+        self.raw: list[np.ndarray] = []  # this block's raw scores after warm-up
 
     def process_one(self, x: np.ndarray) -> float:
-        s = self.det.score_one(x)
-        self.det.learn_one(x)
-        return s
+        return float(self.process_block(x.reshape(1, -1))[0])
 
     def process_block(self, X: np.ndarray) -> np.ndarray:
-        s = self.det.score(X)
-        self.det.learn(X)
-        return s
+        out = np.empty(len(X))
+        pos = 0
+        while pos < len(X):  # never cross a learning-block boundary, as the runner
+            take = min(len(X) - pos, self.block - self.seen % self.block)
+            out[pos : pos + take] = self._part(X[pos : pos + take])
+            pos += take
+        return out
+
+    def _part(self, X: np.ndarray) -> np.ndarray:
+        raw = self.det.score(X)
+        learn = X
+        if self.seen >= self.warmup:
+            if self.gated and self.cal.ready:
+                learn = X[self.cal.severity(raw) < self.learn_below]
+            self.raw.append(raw)
+        self.rows.append(learn)
+        self.seen += len(X)
+        if self.seen % self.block == 0:
+            self.det.learn(np.concatenate(self.rows))
+            if self.raw:
+                self.cal.update(np.concatenate(self.raw))
+            self.rows, self.raw = [], []
+        return raw
 
 
 class RiverHST(Adapter):
@@ -119,13 +166,17 @@ class Krcf(Adapter):
 
 
 class PySAD(Adapter):
-    """A PySAD model through its prequential ``fit_score_partial``."""
+    """A PySAD model through its prequential ``fit_score_partial``; in blocks through
+    ``fit_score`` where the model's batch path gives the same scores (IForestASD)."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
 
     def process_one(self, x: np.ndarray) -> float:
         return float(self.model.fit_score_partial(x))
+
+    def process_block(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.fit_score(X), dtype=np.float64)
 
 
 def _pysad(kind: str) -> Callable[[int, int], Adapter]:
@@ -244,21 +295,28 @@ class Isotree(Adapter):
 
 
 OUR_ALGORITHMS = ("online_iforest", "half_space_trees", "sliding_iforest")
+DAEMON_NOTE = "ours; as the daemon runs it: learns per block of 256, only below severity 40"
 
 
-def _ours(algorithm: str) -> PeerSpec:
+def _ours(algorithm: str, gated: bool = True) -> PeerSpec:
+    def make(d: int, seed: int, params: dict[str, Any] | None = None) -> Adapter:
+        return Ours(algorithm, d, seed, gated, params)
+
     return PeerSpec(
-        f"auditwatch {algorithm}",
-        lambda d, seed: Ours(algorithm, d, seed),
+        f"auditwatch {algorithm}" if gated else "auditwatch oif learn-all",
+        make,
         block=True,
         event_cap=SLOW_CAP,
-        note="ours",
+        note=DAEMON_NOTE if gated else f"ours: {algorithm}, every row learned, no severity gate",
+        takes_params=algorithm == "online_iforest",  # the shipped models' algorithm
     )
 
 
 def all_specs() -> list[PeerSpec]:
     """Every detector the harness knows; ours only once the registry module exists."""
     ours = [_ours(a) for a in OUR_ALGORITHMS] if REGISTRY_PATH.exists() else []
+    if ours:
+        ours.insert(1, _ours("online_iforest", gated=False))
     return [
         *ours,
         PeerSpec("river HST", RiverHST, note="defaults, MinMaxScaler"),
@@ -267,7 +325,13 @@ def all_specs() -> list[PeerSpec]:
             "pysad HST", PySADHST, event_cap=SLOW_CAP, note="bounds+initial window: first 250 rows"
         ),
         PeerSpec("pysad LODA", _pysad("loda"), event_cap=SLOW_CAP),
-        PeerSpec("pysad IForestASD", _pysad("iforestasd"), event_cap=SLOW_CAP),
+        PeerSpec(
+            "pysad IForestASD",
+            _pysad("iforestasd"),
+            block=True,
+            event_cap=SLOW_CAP,
+            note="blocks: PySAD's fit_score (same scores as fit_score_partial per row)",
+        ),
         PeerSpec("pysad RRCF", _pysad("rrcf"), event_cap=SLOW_CAP),
         PeerSpec("pysad xStream", _pysad("xstream"), event_cap=SLOW_CAP),
         PeerSpec("capymoa HST", CapyHST, event_cap=SLOW_CAP, note="LabeledInstance, label 0"),
@@ -276,7 +340,6 @@ def all_specs() -> list[PeerSpec]:
             CapyOIF,
             block=True,
             event_cap=VERY_SLOW_CAP,
-            block_cap=SLOW_CAP,
             note="private batch methods _score_batch/_learn_batch",
         ),
         PeerSpec("sklearn IF", SklearnIF, per_event=False, offline=True),

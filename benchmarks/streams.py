@@ -7,8 +7,9 @@ Every stream is ``(X, y)`` with ``X`` float64 of shape (n, d) and ``y`` int8 wit
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +38,8 @@ class Stream:
     X: np.ndarray
     y: np.ndarray
     source: str
+    # auditwatch detector parameters of the model this stream belongs to (generated streams)
+    detector_params: tuple[tuple[str, Any], ...] = ()
 
     @property
     def n_events(self) -> int:
@@ -46,7 +49,7 @@ class Stream:
         """The first ``max_events`` rows (all rows when None)."""
         if max_events is None or max_events >= self.n_events:
             return self
-        return Stream(self.name, self.X[:max_events], self.y[:max_events], self.source)
+        return replace(self, X=self.X[:max_events], y=self.y[:max_events])
 
     def strided(self, max_events: int | None) -> Stream:
         """Every k-th row, in order, ``max_events`` rows (all rows when None): a small
@@ -61,7 +64,7 @@ class Stream:
         step = self.n_events // max_events
         rows = slice(0, step * max_events, step)
         source = f"{self.source}; every {_ordinal(step)} row"
-        return Stream(self.name, self.X[rows], self.y[rows], source)
+        return replace(self, X=self.X[rows], y=self.y[rows], source=source)
 
 
 def _ordinal(n: int) -> str:
@@ -119,13 +122,17 @@ def auditwatch_generated_stream(
     row (``strided``) or its last ``max_events`` rows, where the attacks are.
     """
     try:
-        from benchmarks.generated import topic_matrix
+        from benchmarks.generated import model_for, topic_matrix
 
         X, y, source = topic_matrix(topic, max_events, strided)
+        detector = model_for(topic).detector  # the shipped model's parameters, where they apply
+        params = (
+            tuple(sorted(detector.params.items())) if detector.algorithm == "online_iforest" else ()
+        )
     except (ImportError, LookupError, OSError, DetectorError) as exc:  # e.g. a bad model file
         raise StreamUnavailable(f"cannot build the generated {topic} stream: {exc}") from exc
     name = "auditwatch_audit" if topic == "cloudtrail" else f"auditwatch_{topic}"
-    return Stream(name, X, y, source)
+    return Stream(name, X, y, source, params)
 
 
 STREAMS: dict[str, Callable[[], Stream]] = {

@@ -176,7 +176,8 @@ def test_all_quick_writes_one_report_with_every_section(
     argv += ["--detectors", "online_iforest", "river HST", "--max-events", "1500"]
     argv += ["--pass-seconds", "60", "--capped-pass-seconds", "60"]  # no pass cut short
     argv += ["--pipeline-events", "3000", "--stage-events", "1500", "--backends", "kafka-python"]
-    argv += ["--latency-seconds", "2", "--latency-rate", "1000", "--history-events", "2000"]
+    # history past the models' warm-up and calibration, so the live events can alert
+    argv += ["--latency-seconds", "2", "--latency-rate", "1000", "--history-events", "6000"]
     argv += ["--entity-scales", "1000", "--entity-events", "2000", "--entity-base", "1000"]
     assert main(argv) == 0
     text = out.read_text()

@@ -159,17 +159,42 @@ def test_online_iforest_forgets_beyond_window() -> None:
     assert det.score(np.full((1, 2), 50.0))[0] < det.score(old_centre)[0]
 
 
+def test_online_iforest_does_not_learn_a_burst_of_anomalies() -> None:
+    """A dense burst beyond the normal data is refused by the learning gate, so it keeps
+    scoring as anomalous; with the gate off it is learned as normal within the burst."""
+    rng = np.random.default_rng(5)
+    normal = rng.normal(size=(6000, 3))
+    burst = normal[4000:].copy()
+    burst[::3] = rng.normal(loc=12.0, scale=0.1, size=(len(burst[::3]), 3))  # a third: attack
+    X = np.vstack([normal[:4000], burst])
+    late_attack = np.full((1, 3), 12.0)
+    scores = {}
+    for gate in (0.75, 0.0):
+        det = OnlineIsolationForest(3, seed=2, n_trees=16, window_size=4096, learn_gate=gate)
+        prequential(det, X)
+        assert_window_invariants(det)
+        scores[gate] = (det.score(late_attack)[0], det.score(np.zeros((1, 3)))[0], det.gated)
+    gated_attack, gated_centre, refused = scores[0.75]
+    open_attack = scores[0.0][0]
+    assert refused >= 600  # most of the ~667 attack rows were not learned
+    assert gated_attack > 1.0 > 0.5 > gated_centre  # still beyond everything learned
+    assert open_attack < 0.6  # learned as normal without the gate
+
+
 def assert_window_invariants(det: OnlineIsolationForest) -> None:
     """Every window row sits in the leaf it routes to; counts are exact window counts."""
-    slots = det._slots()
-    _, leaf = det._descend(det.window[slots])
-    np.testing.assert_array_equal(leaf.reshape(det.n_trees, -1), det.member[:, slots])
-    leaves = np.flatnonzero(det.alive & (det.left < 0))
-    np.testing.assert_array_equal(
-        det.count[leaves], np.bincount(leaf, minlength=len(det.alive))[leaves]
-    )
-    inner = np.flatnonzero(det.alive & (det.left >= 0))
-    np.testing.assert_array_equal(
-        det.count[inner], det.count[det.left[inner]] + det.count[det.right[inner]]
-    )
-    np.testing.assert_array_equal(det.count[: det.n_trees], det.size)
+    rows = det.window[det._slots()]
+    for t in range(det.n_trees):
+        node = np.zeros(len(rows), np.int64)
+        for _ in range(det.feature.shape[1]):
+            f = det.feature[t, node]
+            go = np.where(f >= 0, rows[np.arange(len(rows)), np.maximum(f, 0)], 0.0)
+            node = np.where(f >= 0, 2 * node + 1 + (go >= det.threshold[t, node]), node)
+        np.testing.assert_array_equal(node, det.member[t, det._slots()])
+        leaves = det.feature[t] < 0
+        counts = np.bincount(node, minlength=det.feature.shape[1])
+        np.testing.assert_array_equal(det.count[t, leaves], counts[leaves])
+        inner = np.flatnonzero(~leaves)
+        kids = det.count[t, 2 * inner + 1] + det.count[t, 2 * inner + 2]
+        np.testing.assert_array_equal(det.count[t, inner], kids)
+    np.testing.assert_array_equal(det.count[:, 0], det.size)
