@@ -111,7 +111,9 @@ def test_search_outage_spools_pauses_and_delivers_everything_after(
     )
     settings = settings.model_copy(
         update={
-            "elasticsearch": settings.elasticsearch.model_copy(update={"request_timeout": 1.0}),
+            # short enough to see the outage quickly; above the 3 s the in-memory search
+            # server can take for a large bulk once it is back (1 s timed out every retry)
+            "elasticsearch": settings.elasticsearch.model_copy(update={"request_timeout": 4.0}),
             "delivery": DeliverySettings(memory_alerts=10, spool_max_mb=0.03),
         }
     )
@@ -221,7 +223,9 @@ def test_sigterm_with_the_search_server_down_exits_by_the_deadline_without_commi
     settings = settings.model_copy(
         update={
             "shutdown_deadline_s": 3.0,
-            "elasticsearch": settings.elasticsearch.model_copy(update={"request_timeout": 1.0}),
+            # short enough to see the outage quickly; above the 3 s the in-memory search
+            # server can take for a large bulk once it is back (1 s timed out every retry)
+            "elasticsearch": settings.elasticsearch.model_copy(update={"request_timeout": 4.0}),
         }
     )
     config, log = config_file(tmp_path, settings), tmp_path / "daemon.log"
