@@ -41,7 +41,7 @@ class PeerSpec:
     """How to build one detector and which evaluation modes it supports."""
 
     name: str
-    make: Callable[[int, int], Adapter]  # (n_features, seed) -> fresh adapter
+    make: Callable[..., Adapter]  # (n_features, seed[, params]) -> fresh adapter
     per_event: bool = True
     block: bool = False
     offline: bool = False
@@ -53,7 +53,7 @@ class PeerSpec:
     def build(self, d: int, seed: int, params: tuple[tuple[str, Any], ...] = ()) -> Adapter:
         """A fresh adapter; ours gets ``params`` (the shipped model's, on generated streams)."""
         if self.takes_params:
-            return self.make(d, seed, dict(params))  # type: ignore[call-arg]
+            return self.make(d, seed, dict(params))
         return self.make(d, seed)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from detector.events import Event
+from detector.pipeline import BatchResult, Pipeline, RawMessage
 
 T0 = 1_763_600_000.0  # 2025-11-20 00:53 UTC, a Thursday
 
@@ -47,3 +48,15 @@ def inference_event(i: int = 0, **overrides: object) -> Event:
     }
     fields.update(overrides)
     return Event(**fields)  # type: ignore[arg-type]
+
+
+def process_in_batches(pipeline: Pipeline, raw: list[RawMessage], batch: int) -> BatchResult:
+    """``raw`` through ``pipeline`` in batches of ``batch`` messages; results merged."""
+    merged = BatchResult()
+    for lo in range(0, len(raw), batch):
+        result = pipeline.process(raw[lo : lo + batch])
+        merged.scores += result.scores
+        merged.alerts += result.alerts
+        merged.rejected += result.rejected
+        merged.events += result.events
+    return merged

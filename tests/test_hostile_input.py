@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 import pytest
 from e2e import all_alerts, produce, read_topic, run_until_idle, settings_for, specs_for
-from factories import T0, access_event, inference_event
+from factories import T0, access_event, inference_event, process_in_batches
 from kafka import KafkaProducer
 
 from detector.alerts import alert_id, iso
@@ -276,14 +276,7 @@ def run(values: list[bytes | None], batch: int = 500) -> tuple[BatchResult, Metr
     metrics = Metrics()
     p = pipeline(metrics)
     msgs = [RawMessage("ecs", 0, i, v) for i, v in enumerate(values)]  # type: ignore[arg-type]
-    merged = BatchResult()
-    for start in range(0, len(msgs), batch):
-        result = p.process(msgs[start : start + batch])
-        merged.scores += result.scores
-        merged.alerts += result.alerts
-        merged.rejected += result.rejected
-        merged.events += result.events
-    return merged, metrics
+    return process_in_batches(p, msgs, batch), metrics
 
 
 def parse_errors(metrics: Metrics, reason: str) -> float:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
+from factories import process_in_batches
 
 from detector.metrics import Metrics
 from detector.modeldefs import load_models
@@ -38,14 +39,7 @@ def run(
         ]
     pipeline = Pipeline(specs, ParseOptions(), Metrics(), None, False)
     raw = [RawMessage("mixed", i % partitions, i // partitions, v) for i, v in enumerate(msgs)]
-    merged = BatchResult()
-    for lo in range(0, len(raw), batch):
-        result = pipeline.process(raw[lo : lo + batch])
-        merged.scores += result.scores
-        merged.alerts += result.alerts
-        merged.rejected += result.rejected
-        merged.events += result.events
-    return merged
+    return process_in_batches(pipeline, raw, batch)
 
 
 def by_model(result: BatchResult) -> dict[str, list[tuple[str, str, float]]]:
