@@ -89,6 +89,7 @@ class ModelRunner:
         self.two_sided = np.array([n in TWO_SIDED for n in self.names])
         self.seen = 0  # events processed, in order
         self._learn: list[np.ndarray] = []  # this block's rows to learn from
+        self._memo: list[np.ndarray | None] = []  # the detector's reusable work on them
         self._raw: list[np.ndarray] = []  # this block's raw scores (after warm-up)
 
     @property
@@ -127,15 +128,17 @@ class ModelRunner:
         warm = self.seen >= self.spec.detector.warmup_events
         flagged = np.zeros(len(X), dtype=bool)
         suspicious = flagged
+        memo = None
         if warm:
-            raw_out[:] = self.detector.score(X)
+            raw_out[:], memo = self.detector.score_memo(X)
             self._raw.append(raw_out.copy())
             if self.calibrator.ready:
                 severity_out[:] = self.calibrator.severity(raw_out)
                 flagged = severity_out >= self.threshold
                 suspicious = severity_out >= min(self.threshold, self.learn_below)
-        learn = X if self.spec.alerts.learn_from_alerts else X[~suspicious]
-        self._learn.append(learn)
+        keep = slice(None) if self.spec.alerts.learn_from_alerts else ~suspicious
+        self._learn.append(X[keep])
+        self._memo.append(None if memo is None else memo[keep])
         self.seen += len(X)
         if self.in_block == 0:
             self._end_block()
@@ -144,11 +147,13 @@ class ModelRunner:
     def _end_block(self) -> None:
         rows = np.concatenate(self._learn) if self._learn else np.empty((0, len(self.names)))
         if len(rows):
-            self.detector.learn(rows)
+            memos = [m for m in self._memo if m is not None]
+            whole = len(memos) == len(self._learn)  # every part scored since the last learn
+            self.detector.learn_memo(rows, np.concatenate(memos) if whole else None)
             self.stats.update(rows)
         if self._raw:
             self.calibrator.update(np.concatenate(self._raw))
-        self._learn, self._raw = [], []
+        self._learn, self._raw, self._memo = [], [], []
 
     def _alert(
         self,
@@ -198,6 +203,7 @@ class ModelRunner:
         self.stats.var = np.asarray(state["stats"]["var"], dtype=np.float64).copy()
         pending = np.asarray(state["pending_learn"], dtype=np.float64)
         self._learn = [pending] if len(pending) else []
+        self._memo = [None] * len(self._learn)  # not checkpointed: learn re-walks the trees
         raw = np.asarray(state["pending_raw"], dtype=np.float64)
         self._raw = [raw] if len(raw) else []
         if self.spec.kind == "access":

@@ -198,3 +198,23 @@ def assert_window_invariants(det: OnlineIsolationForest) -> None:
         kids = det.count[t, 2 * inner + 1] + det.count[t, 2 * inner + 2]
         np.testing.assert_array_equal(det.count[t, inner], kids)
     np.testing.assert_array_equal(det.count[:, 0], det.size)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_learning_from_the_score_memo_equals_learning_afresh(algorithm: str) -> None:
+    """The runner learns a block's normal rows with the work its scoring already did;
+    that must change nothing, also for a subset of the scored rows."""
+    X, _ = stream(2400)
+    fresh, reused = build(algorithm), build(algorithm)
+    for i in range(0, len(X), BLOCK):
+        block = X[i : i + BLOCK]
+        scores, memo = reused.score_memo(block)
+        np.testing.assert_array_equal(scores, fresh.score(block))
+        rank = np.argsort(np.argsort(-scores, kind="stable"), kind="stable")
+        keep = rank >= BLOCK // 10  # the runner drops the suspicious rows: here the top 10 %
+        fresh.learn(block[keep])
+        reused.learn_memo(block[keep], None if memo is None else memo[keep])
+    np.testing.assert_array_equal(reused.score(X), fresh.score(X))
+    assert np.unique(fresh.score(X)).size > 100  # it did learn
+    if algorithm == "online_iforest":
+        assert memo is not None and memo.shape == (BLOCK, PARAMS[algorithm]["n_trees"] + 1)

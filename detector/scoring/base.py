@@ -43,6 +43,15 @@ class Detector(ABC):
     def from_state(cls, state: State) -> Detector:
         """Rebuild a detector from ``state_dict()`` output; validates shapes."""
 
+    def score_memo(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``score(X)`` and, per row, work that ``learn_memo`` of the same rows may reuse
+        while the detector has not learned since (rows x k, sliceable like ``X``)."""
+        return self.score(X), None
+
+    def learn_memo(self, X: np.ndarray, memo: np.ndarray | None) -> None:
+        """``learn(X)``, reusing ``score_memo`` output for these rows if given."""
+        self.learn(X)
+
     def score_one(self, x: np.ndarray) -> float:
         return float(self.score(x.reshape(1, -1))[0])
 

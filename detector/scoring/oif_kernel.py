@@ -29,22 +29,23 @@ def _depth(node: int) -> int:
 
 
 @numba.njit(cache=True)
-def _excess(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
-    """How many box widths ``x`` lies outside the box (largest over features); -1 inside.
-    NaN never counts as outside."""
+def _excess(X: np.ndarray, r: int, lo: np.ndarray, hi: np.ndarray, t: int, node: int) -> float:
+    """How many box widths row ``r`` lies outside the box of ``node`` (largest over
+    features); -1 inside. NaN never counts as outside. Indexes, never slices: a slice is
+    a new array object per node visit."""
     out = -1.0
-    for j in range(x.size):
-        v = x[j]
-        if v < lo[j] or v > hi[j]:
-            width = max(hi[j] - lo[j], 1e-9)
-            e = (lo[j] - v) / width if v < lo[j] else (v - hi[j]) / width
-            out = max(out, e)
+    for j in range(X.shape[1]):
+        v, a, b = X[r, j], lo[t, node, j], hi[t, node, j]
+        if v < a or v > b:
+            width = max(b - a, 1e-9)
+            out = max(out, (a - v) / width if v < a else (v - b) / width)
     return out
 
 
 @numba.njit(cache=True)
 def _exit(
-    x: np.ndarray,
+    X: np.ndarray,
+    r: int,
     t: int,
     feature: np.ndarray,
     threshold: np.ndarray,
@@ -52,35 +53,36 @@ def _exit(
     lo: np.ndarray,
     hi: np.ndarray,
 ) -> tuple[int, float]:
-    """Depth of the first node on the path of ``x`` whose box does not hold it, and how
-    many of that box's widths ``x`` lies outside (inf for an empty node)."""
+    """Depth of the first node on the path of row ``r`` whose box does not hold it, and
+    how many of that box's widths the row lies outside (inf for an empty node)."""
     node, depth = 0, 0
     while True:
         if count[t, node] == 0:
             return depth, np.inf
-        ex = _excess(x, lo[t, node], hi[t, node])
+        ex = _excess(X, r, lo, hi, t, node)
         if ex >= 0.0:
             return depth, ex
-        node = 2 * node + (2 if x[feature[t, node]] >= threshold[t, node] else 1)
+        node = 2 * node + (2 if X[r, feature[t, node]] >= threshold[t, node] else 1)
         depth += 1
 
 
 @numba.njit(cache=True)
-def _leaf(ft: np.ndarray, th: np.ndarray, x: np.ndarray) -> int:
-    """Leaf of ``x`` in one tree (its ``feature``/``threshold`` rows); NaN goes left."""
-    node, f = 0, ft[0]
+def _leaf(X: np.ndarray, r: int, feature: np.ndarray, threshold: np.ndarray, t: int) -> int:
+    """Leaf of row ``r`` in tree ``t``; NaN goes left."""
+    node, f = 0, feature[t, 0]
     while f >= 0:
-        node = 2 * node + 1 + int(x[f] >= th[node])  # branch-free: splits are coin flips
-        f = ft[node]
+        node = 2 * node + 1 + int(X[r, f] >= threshold[t, node])  # branch-free: coin flips
+        f = feature[t, node]
     return node
 
 
 @numba.njit(cache=True)
-def _inside(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
-    """Is ``x`` inside the box? NaN never counts as outside."""
+def _inside(X: np.ndarray, r: int, lo: np.ndarray, hi: np.ndarray, t: int, node: int) -> bool:
+    """Is row ``r`` inside the box of ``node``? NaN never counts as outside."""
     inside = True
-    for j in range(x.size):
-        inside &= ((x[j] >= lo[j]) & (x[j] <= hi[j])) | (x[j] != x[j])
+    for j in range(X.shape[1]):
+        v = X[r, j]
+        inside &= ((v >= lo[t, node, j]) & (v <= hi[t, node, j])) | (v != v)
     return inside
 
 
@@ -106,16 +108,14 @@ def mean_paths(
     box walk again. Tree by tree, so one tree's nodes stay in cache."""
     out, hard = np.zeros(X.shape[0]), np.zeros(X.shape[0])
     for t in range(feature.shape[0]):
-        ft, th, lt, ht = feature[t], threshold[t], lo[t], hi[t]
         for r in range(X.shape[0]):
-            x = X[r]
-            node = _leaf(ft, th, x)
+            node = _leaf(X, r, feature, threshold, t)
             leaves[t, r] = node
-            if count[t, node] > 0 and _inside(x, lt[node], ht[node]):
+            if count[t, node] > 0 and _inside(X, r, lo, hi, t, node):
                 out[r] += leaf_path[t, node]
                 hard[r] += leaf_path[t, node]
                 continue
-            depth, ex = _exit(x, t, feature, threshold, count, lo, hi)
+            depth, ex = _exit(X, r, t, feature, threshold, count, lo, hi)
             isolated = depth - min(math.log2(1.0 + ex), far_max) if ex < np.inf else depth
             near = math.exp(-ex / soft) if soft > 0.0 else 0.0
             out[r] += near * leaf_path[t, node] + (1.0 - near) * isolated
@@ -148,16 +148,18 @@ def insert(
             node = leaves[t, i]
             member[t, slots[i]] = node
             count[t, node] += 1
-            _widen(lo[t, node], hi[t, node], window[slots[i]])
+            _widen(lo, hi, t, node, window, slots[i])
 
 
 @numba.njit(cache=True)
-def _widen(lo: np.ndarray, hi: np.ndarray, x: np.ndarray) -> None:
-    for j in range(x.size):  # NaN never widens a box
-        if x[j] < lo[j]:
-            lo[j] = x[j]
-        if x[j] > hi[j]:
-            hi[j] = x[j]
+def _widen(lo: np.ndarray, hi: np.ndarray, t: int, node: int, rows: np.ndarray, s: int) -> None:
+    """Widen the box of ``node`` to hold ``rows[s]``; NaN never widens a box."""
+    for j in range(rows.shape[1]):
+        v = rows[s, j]
+        if v < lo[t, node, j]:
+            lo[t, node, j] = v
+        if v > hi[t, node, j]:
+            hi[t, node, j] = v
 
 
 @numba.njit(cache=True)
@@ -279,8 +281,7 @@ def split(
             feature[t, i], threshold[t, i] = f, thr
             for s in slots:
                 if member[t, s] == i:
-                    x = window[s]
-                    child = 2 * i + (2 if x[f] >= thr else 1)
+                    child = 2 * i + (2 if window[s, f] >= thr else 1)
                     member[t, s] = child
                     count[t, child] += 1
-                    _widen(lo[t, child], hi[t, child], x)
+                    _widen(lo, hi, t, child, window, s)

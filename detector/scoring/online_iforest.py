@@ -124,9 +124,25 @@ class OnlineIsolationForest(Detector):
         norm = max(float(path_norm(self.size, self.max_leaf_samples)), 1.0)
         return 2.0 ** (-soft / norm), 2.0 ** (-hard / norm), leaves
 
+    def score_memo(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores and, per row, its hard-rule score and leaf in every tree: ``learn_memo``
+        then skips walking the trees again (half the cost of score-then-learn)."""
+        scores, hard, leaves = self._score(self._check(X))
+        return scores, np.column_stack([hard, leaves.T.astype(np.float64)])
+
     def learn(self, X: np.ndarray) -> None:
         X = self._check(X)
         _, hard, leaves = self._score(X)
+        self._learn(X, hard, leaves)
+
+    def learn_memo(self, X: np.ndarray, memo: np.ndarray | None) -> None:
+        X = self._check(X)
+        if memo is None or memo.shape != (len(X), self.n_trees + 1):
+            self.learn(X)
+            return
+        self._learn(X, memo[:, 0].copy(), np.ascontiguousarray(memo[:, 1:].T, dtype=np.int64))
+
+    def _learn(self, X: np.ndarray, hard: np.ndarray, leaves: np.ndarray) -> None:
         if self.learn_gate > 0 and self.size >= self.gate_from and len(X):
             keep = self._admit(hard)
             X, leaves = X[keep], leaves[:, keep]
