@@ -107,8 +107,9 @@ def _write(
     dead_letter: FileDeadLetter,
     summary: ScoreSummary,
 ) -> None:
+    line = orjson.OPT_APPEND_NEWLINE
     lines = b"".join(
-        orjson.dumps({"event_id": eid, "model": model, "score": round(sev, 3)}) + b"\n"
+        orjson.dumps({"event_id": eid, "model": model, "score": round(sev, 3)}, option=line)
         for eid, model, sev in result.scores
     )
     scores_out.write(lines)  # type: ignore[attr-defined]

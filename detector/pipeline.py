@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 import orjson
@@ -32,8 +32,7 @@ from detector.runner import ModelRunner
 RunnerKey = tuple[str, str, int]  # (model name, topic, partition)
 
 
-@dataclass(frozen=True, slots=True)
-class RawMessage:
+class RawMessage(NamedTuple):  # a tuple: built once per message, ~2x cheaper than a dataclass
     topic: str
     partition: int
     offset: int

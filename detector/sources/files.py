@@ -63,7 +63,7 @@ def _records(handle: io.BufferedIOBase) -> Iterator[tuple[int, bytes]]:
         return
     # the first line is a complete document: JSON lines, streamed
     for index, line in enumerate(_chain(first, handle)):
-        if line.strip():
+        if not line.isspace():  # no copy of the line, unlike strip()
             yield index, line.rstrip(b"\r\n")
 
 
