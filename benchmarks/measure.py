@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import subprocess
 import sys
 from datetime import UTC, datetime
 from importlib import metadata
@@ -105,6 +106,26 @@ def load_average() -> str:
         return "unknown"
 
 
+def source_revision() -> str:
+    """The commit the benchmark ran, "+ changes" if the work tree differed from it."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return "unknown (no git)"
+    if head.returncode != 0:
+        return "unknown (not a git checkout)"
+    return head.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
+
+
 def machine_facts() -> dict[str, str]:
     """Machine, date and versions, as label -> value, for the report header."""
     facts = {
@@ -115,6 +136,7 @@ def machine_facts() -> dict[str, str]:
         "load average at start": load_average(),
         "OS": platform.platform(),
         "Python": sys.version.split()[0],
+        "auditwatch commit": source_revision(),
     }
     for name in REPORTED_PACKAGES:
         facts[name] = package_version(name)
