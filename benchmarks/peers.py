@@ -101,6 +101,7 @@ class Ours(Adapter):
         self.learn_below = min(budget, alerts.learn_below_severity)
         self.seen = 0
         self.rows: list[np.ndarray] = []  # this block's rows to learn from
+        self.memos: list[np.ndarray | None] = []  # the detector's reusable work on them
         self.raw: list[np.ndarray] = []  # this block's raw scores after warm-up
 
     def process_one(self, x: np.ndarray) -> float:
@@ -116,16 +117,20 @@ class Ours(Adapter):
         return out
 
     def _part(self, X: np.ndarray) -> np.ndarray:
-        raw = self.det.score(X)
-        learn = X
+        raw, memo = self.det.score_memo(X)  # learning reuses the scoring work, as the runner
+        keep = slice(None)
         if self.seen >= self.warmup:
             if self.gated and self.cal.ready:
-                learn = X[self.cal.severity(raw) < self.learn_below]
+                keep = self.cal.severity(raw) < self.learn_below
             self.raw.append(raw)
-        self.rows.append(learn)
+        self.rows.append(X[keep])
+        self.memos.append(None if memo is None else memo[keep])
         self.seen += len(X)
         if self.seen % self.block == 0:
-            self.det.learn(np.concatenate(self.rows))
+            memos = [m for m in self.memos if m is not None]
+            whole = len(memos) == len(self.rows)
+            self.det.learn_memo(np.concatenate(self.rows), np.concatenate(memos) if whole else None)
+            self.memos = []
             if self.raw:
                 self.cal.update(np.concatenate(self.raw))
             self.rows, self.raw = [], []

@@ -47,7 +47,7 @@ STAGES = (
 
 class StageClock:
     """Accumulates wall time of wrapped methods, per stage; a call made from inside
-    the same stage (online forest ``learn`` calls its own ``score``) is counted once."""
+    the same stage (``learn`` may call the detector's own ``score``) is counted once."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
@@ -77,8 +77,8 @@ class StageClock:
             r = make_runner(*args)
             if not getattr(r, "_bench_timed", False):
                 self.wrap(r.featurizer, "featurize", "features")
-                self.wrap(r.detector, "score", "detector")
-                self.wrap(r.detector, "learn", "detector")
+                for method in ("score", "learn", "score_memo", "learn_memo"):
+                    self.wrap(r.detector, method, "detector")
                 self.wrap(r, "_alert", "alert")
                 r._bench_timed = True  # type: ignore[attr-defined]
             return r
