@@ -221,7 +221,8 @@ def stage_timing(section: Section, plan: Plan, work: Path) -> None:
     msgs = messages(days_for(None if plan.mode == "full" else plan.stage_events))
     section.intro.append(
         f"Up to {plan.stage_events:,} generated messages per topic (detector.synth, "
-        "time-ordered), Kafka-sized batches of 2,000, the shipped models, SQLite sink."
+        "time-ordered), Kafka-sized batches of 2,000, the shipped models, SQLite sink; "
+        "each topic in a fresh process."
     )
     stages.measure(section, msgs, plan.stage_events, work)
     section.notes.append(

@@ -210,3 +210,22 @@ def test_all_quick_writes_one_report_with_every_section(
 
     scaling = section_rows(text, "e.")["1,000"]  # every entity tracked, cost and memory shown
     assert scaling[2] == "1,000" and number(scaling[3]) > 0 and number(scaling[5]) >= 0
+
+
+def test_parse_ceiling_reports_decode_parse_and_score_rates(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from benchmarks import parse_ceiling
+
+    assert parse_ceiling.main(["--events", "2000", "--repeats", "1"]) == 0
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("| ") and "CloudTrail" in line
+    ]
+    assert [r[0].split()[0] for r in rows] == ["real", "generated"]
+    for row in rows:
+        assert row[1] == "2,000"
+        rates = [float(c.replace(",", "")) for c in row[3:]]
+        assert len(rates) == 4 and all(r > 0 for r in rates), row
+        assert rates[2] < rates[0]  # our parse stage decodes and then normalises
