@@ -155,8 +155,15 @@ def write_models(tmp_path: Path, topics: dict[str, str]) -> None:
         (folder / src.name).write_text(text)
 
 
-def start_cli(config: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
+STARTED = b"consuming ["  # logged once the signal handlers are in place
+
+
+def start_cli(config: Path, log: Path, timeout_s: float = 60) -> subprocess.Popen:
+    """``auditwatch run`` appending to ``log``, returned once it has started consuming (or
+    exited): a SIGTERM before its handlers are installed would kill it with -15, which is
+    what happened when a fast first run left the second nothing to do."""
+    before = log.read_bytes().count(STARTED) if log.exists() else 0
+    proc = subprocess.Popen(
         [sys.executable, "-m", "detector", "run", "--config", str(config)],
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
@@ -164,6 +171,12 @@ def start_cli(config: Path, log: Path) -> subprocess.Popen:
         cwd=REPO,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        if log.read_bytes().count(STARTED) > before:
+            break
+        time.sleep(0.05)
+    return proc
 
 
 def wait_for_alert_count(url: str, prefix: str, minimum: int, timeout: float = 60) -> int:
