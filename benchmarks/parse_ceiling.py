@@ -26,13 +26,10 @@ from pathlib import Path
 
 import orjson
 
-from benchmarks.daemon_throughput import MODELS_DIR
+from benchmarks.daemon_throughput import score_file
 from benchmarks.measure import machine_facts
 from benchmarks.pipeline_bench import cloudtrail_lines
 from benchmarks.streams import DATA_DIR
-from detector.config import Settings
-from detector.modeldefs import load_models
-from detector.offline import score_files
 from detector.parsers import ParseOptions, parse_messages
 
 REAL = DATA_DIR / "cloudtrail" / "invictus_stratus" / "events_sorted.jsonl"
@@ -54,24 +51,12 @@ def best_rate(work: Callable[[], object], n: int, repeats: int) -> float:
 
 
 def score_rate(lines: list[bytes], repeats: int) -> float:
-    """Events/s of ``score_files`` over ``lines`` written to a file (best of runs)."""
-    settings, specs = Settings(), load_models(MODELS_DIR)
+    """Events/s of ``auditwatch score`` over ``lines`` written to a file (best of runs)."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "in.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-        best = 0.0
-        for _ in range(repeats):
-            summary = score_files(
-                settings,
-                specs,
-                [work / "in.jsonl"],
-                work / "scores.jsonl",
-                work / "alerts.jsonl",
-                work / "dead.jsonl",
-                progress=False,
-            )
-            best = max(best, summary.events / summary.seconds)
-    return best
+        runs = [score_file(work / "in.jsonl", work) for _ in range(repeats)]
+    return max(run.events / run.seconds for run in runs)
 
 
 def measure(name: str, lines: list[bytes], repeats: int) -> list[str]:

@@ -117,6 +117,8 @@ class Ours(Adapter):
         return out
 
     def _part(self, X: np.ndarray) -> np.ndarray:
+        from detector.scoring.base import joined_memo
+
         raw, memo = self.det.score_memo(X)  # learning reuses the scoring work, as the runner
         keep = slice(None)
         if self.seen >= self.warmup:
@@ -127,9 +129,7 @@ class Ours(Adapter):
         self.memos.append(None if memo is None else memo[keep])
         self.seen += len(X)
         if self.seen % self.block == 0:
-            memos = [m for m in self.memos if m is not None]
-            whole = len(memos) == len(self.rows)
-            self.det.learn_memo(np.concatenate(self.rows), np.concatenate(memos) if whole else None)
+            self.det.learn_memo(np.concatenate(self.rows), joined_memo(self.memos))
             self.memos = []
             if self.raw:
                 self.cal.update(np.concatenate(self.raw))

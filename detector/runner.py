@@ -24,6 +24,7 @@ from detector.explain import explain
 from detector.features import FEATURE_NAMES, FEATURIZERS, EntityLimits
 from detector.features.inference import inference_state, load_inference_state
 from detector.modeldefs import ModelSpec
+from detector.scoring.base import joined_memo
 from detector.scoring.calibration import Calibrator
 from detector.scoring.registry import detector_from_state, make_detector
 
@@ -147,9 +148,7 @@ class ModelRunner:
     def _end_block(self) -> None:
         rows = np.concatenate(self._learn) if self._learn else np.empty((0, len(self.names)))
         if len(rows):
-            memos = [m for m in self._memo if m is not None]
-            whole = len(memos) == len(self._learn)  # every part scored since the last learn
-            self.detector.learn_memo(rows, np.concatenate(memos) if whole else None)
+            self.detector.learn_memo(rows, joined_memo(self._memo))
             self.stats.update(rows)
         if self._raw:
             self.calibrator.update(np.concatenate(self._raw))

@@ -10,6 +10,7 @@ scalars, so checkpoints never need pickle.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -57,3 +58,10 @@ class Detector(ABC):
 
     def learn_one(self, x: np.ndarray) -> None:
         self.learn(x.reshape(1, -1))
+
+
+def joined_memo(memos: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    """The ``score_memo`` memos of the parts of a block, as one; None unless every part
+    has one (a part learned unscored, during warm-up or restored from a checkpoint)."""
+    parts = [m for m in memos if m is not None]
+    return np.concatenate(parts) if parts and len(parts) == len(memos) else None

@@ -16,8 +16,6 @@ import math
 import numba
 import numpy as np
 
-LOG4 = math.log(4.0)
-
 
 @numba.njit(cache=True)
 def _depth(node: int) -> int:

@@ -140,7 +140,7 @@ class OnlineIsolationForest(Detector):
         if memo is None or memo.shape != (len(X), self.n_trees + 1):
             self.learn(X)
             return
-        self._learn(X, memo[:, 0].copy(), np.ascontiguousarray(memo[:, 1:].T, dtype=np.int64))
+        self._learn(X, memo[:, 0], np.ascontiguousarray(memo[:, 1:].T, dtype=np.int64))
 
     def _learn(self, X: np.ndarray, hard: np.ndarray, leaves: np.ndarray) -> None:
         if self.learn_gate > 0 and self.size >= self.gate_from and len(X):
