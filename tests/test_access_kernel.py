@@ -66,6 +66,8 @@ class ReferenceAccessFeaturizer(FeatureState[AccessProfile]):
         prof.tick(ts, failed)
         peer.tick(ts, failed)
         short_rate = prof.short_rate()
+        if rate_long != rate_long:
+            rate_long = short_rate
         ctx["rate_short"], ctx["rate_long"] = short_rate, rate_long
         bytes_z, ctx["bytes_usual"], ctx["bytes_p99"] = volume_z(
             prof.bytes_out, peer.bytes_out, ev.bytes_out, w

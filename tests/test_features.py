@@ -87,6 +87,19 @@ def test_cold_entity_is_compared_with_its_peer_group() -> None:
     assert abs(row[A["rate_vs_baseline"]] - alice_next_day[A["rate_vs_baseline"]]) < 1.5
 
 
+def test_a_fresh_groups_first_newcomers_are_not_bursts() -> None:
+    # Before any member had a rate of its own, the group's baseline was 0 events/s and each
+    # newcomer's first event scored log(short / 1e-7) ~ 10.9: a tail the forest kept for days.
+    access = AccessFeaturizer()
+    newcomers = [access_event(i, entity=f"u{i}", timestamp=T0 + 60 * i) for i in range(8)]
+    rows = featurize(access, newcomers)
+    assert np.all(np.abs(rows[:, A["rate_vs_baseline"]]) < 1.0), rows[:, A["rate_vs_baseline"]]
+    inference = InferenceFeaturizer()
+    events = [inference_event(i, entity=f"k{i}", timestamp=T0 + 60 * i) for i in range(8)]
+    X, _ = inference.featurize(events, [e.entity for e in events])
+    assert np.all(np.abs(X[:, INF["rate_vs_baseline"]]) < 1.0), X[:, INF["rate_vs_baseline"]]
+
+
 def test_failure_ratio_and_distinct_resources_rise_under_attack() -> None:
     f = AccessFeaturizer()
     events = history()

@@ -281,7 +281,9 @@ def _peer_rate(scal: np.ndarray, rates: np.ndarray, r: int, p: int, w: float) ->
     """common.peer_rate: own long rate blended with (and teaching) the peer group's."""
     n, hist_s = scal[r, N], scal[r, LAST] - scal[r, FIRST]
     own = scal[r, R_LONG] / _effective_window(TAU_LONG_S, hist_s)
-    peer = rates[p] if rates[p] == rates[p] else own  # NaN: group's first member
+    peer = rates[p] if rates[p] == rates[p] else (own if n else math.nan)  # NaN: no member yet
+    if peer != peer:  # no baseline at all (see common.peer_rate): the caller uses ``short``
+        return math.nan
     history = min(1.0, hist_s / TAU_LONG_S) if n else 0.0
     rates[p] = peer + 0.01 * w * history * (own - peer)
     b = min(w, history)
@@ -313,6 +315,8 @@ def featurize_kernel(ev_in, ent, peer, rates, sketch, totals, cold, caps, X, ctx
         short = escal[r, R_SHORT] / _effective_window(TAU_SHORT_S, escal[r, LAST] - escal[r, FIRST])
         bz, bu, bp = _volume(ent[1], peer[1], r, p, 0, bytes_out[i], w)
         rz, ru, rp = _volume(ent[1], peer[1], r, p, 4, rows[i], w)
+        if rate_long != rate_long:
+            rate_long = short
         X[i, 0] = math.log((short + 1e-7) / (rate_long + 1e-7))
         X[i, 6], X[i, 7] = bz, rz
         X[i, 8] = _hour_rarity(ent, peer, r, p, hows[i], w)

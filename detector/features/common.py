@@ -126,7 +126,12 @@ class FeatureState(Generic[P]):
         own = prof.long_rate()
         if group not in self.peers:  # beyond max_peer_groups: peer() pooled it in "_other"
             group = "_other"
-        peer_rate = self.peer_rates.get(group, own)
+        # The group's rate starts from its first member with a count: an entity seen for the
+        # first time has none (0 events/s), and a 0 would make every early newcomer a
+        # 1e4-fold "burst" (log ratio ~10) until the group learned. NaN: no baseline.
+        peer_rate = self.peer_rates.get(group, own if prof.n else math.nan)
+        if peer_rate != peer_rate:
+            return math.nan
         history = min(1.0, (prof.last_ts - prof.first_ts) / TAU_LONG_S) if prof.n else 0.0
         # peers learn from members in proportion to how much history backs their rate
         self.peer_rates[group] = peer_rate + 0.01 * w * history * (own - peer_rate)

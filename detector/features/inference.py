@@ -106,6 +106,8 @@ class InferenceFeaturizer(FeatureState[InferenceProfile]):
         failed = ev.outcome == "failure"
         prof.tick(ts, failed)
         peer.tick(ts, failed)
+        if rate_long != rate_long:  # no baseline yet: no burst either
+            rate_long = prof.short_rate()
         ctx["rate_short"], ctx["rate_long"] = prof.short_rate(), rate_long
         traffic = self._traffic(ev)
         novelty, distance = self._input_signals(prof, traffic, ev.input_vector, ctx)
