@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from detector.errors import CheckpointError, ConfigError
 from detector.scoring.base import Detector
 from detector.scoring.online_iforest import OnlineIsolationForest
 from detector.scoring.registry import DETECTORS, detector_from_state, make_detector
+from detector.state.checkpoint import load_checkpoint, save_checkpoint
 
 N_FEATURES = 4
 BLOCK = 200
@@ -218,3 +220,35 @@ def test_learning_from_the_score_memo_equals_learning_afresh(algorithm: str) -> 
     assert np.unique(fresh.score(X)).size > 100  # it did learn
     if algorithm == "online_iforest":
         assert memo is not None and memo.shape == (BLOCK, PARAMS[algorithm]["n_trees"] + 1)
+
+
+def test_online_iforest_redraws_dead_splits() -> None:
+    """A range the window no longer holds (a wide start, then a narrow regime) leaves
+    splits with an empty side; with ``redraw_dead_splits`` none survive forgetting."""
+    rng = np.random.default_rng(0)
+    wide, narrow = rng.uniform(0, 100, (2048, 3)), rng.uniform(0, 1, (8192, 3))
+
+    def dead_splits(det: OnlineIsolationForest) -> int:
+        half = det.feature.shape[1] // 2
+        split = det.feature[:, :half] >= 0
+        left, right = det.count[:, 1 : 2 * half : 2], det.count[:, 2 : 2 * half + 1 : 2]
+        return int((split & ((left == 0) | (right == 0))).sum())
+
+    counts = {}
+    for redraw in (False, True):
+        det = OnlineIsolationForest(3, seed=1, window_size=1024, redraw_dead_splits=redraw)
+        for X in (wide, narrow):
+            for i in range(0, len(X), 256):
+                det.learn(X[i : i + 256])
+        counts[redraw] = dead_splits(det)
+    assert counts[False] > 0 and counts[True] == 0
+
+
+def test_make_detector_checks_boolean_params(tmp_path: Path) -> None:
+    det = make_detector("online_iforest", 3, {"redraw_dead_splits": True}, 0)
+    assert det.redraw_dead_splits is True
+    save_checkpoint(tmp_path / "c.npz", {"detector": det.state_dict()}, {"model": "m"})
+    state = load_checkpoint(tmp_path / "c.npz", {"model": "m"})["detector"]
+    assert detector_from_state(state).redraw_dead_splits is True
+    with pytest.raises(ConfigError):
+        make_detector("online_iforest", 3, {"redraw_dead_splits": 1}, 0)

@@ -218,13 +218,21 @@ def collapse(
     lo: np.ndarray,
     hi: np.ndarray,
     eta: float,
+    dead: bool,
 ) -> None:
     """Split nodes holding fewer than ``eta * 2**depth`` rows become leaves again; their
-    window rows move up to them. Heap order is top-down, so the highest collapses first."""
+    window rows move up to them. With ``dead``, so do split nodes one of whose children
+    holds no window row (forgetting took every row on one side, e.g. a threshold drawn
+    among values long gone): such a split spends a level of the depth limit on nothing,
+    and ``split`` redraws it inside the values the window holds now. Heap order is
+    top-down, so the highest collapses first."""
     for t in range(feature.shape[0]):
         changed = False
         for i in range(feature.shape[1]):
-            if feature[t, i] >= 0 and count[t, i] < eta * 2.0 ** _depth(i):
+            if feature[t, i] >= 0 and (
+                count[t, i] < eta * 2.0 ** _depth(i)
+                or (dead and (count[t, 2 * i + 1] == 0 or count[t, 2 * i + 2] == 0))
+            ):
                 feature[t, i] = -1
                 threshold[t, i] = 0.0
                 _clear_below(t, i, feature, threshold, count, lo, hi)

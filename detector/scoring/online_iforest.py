@@ -78,6 +78,7 @@ class OnlineIsolationForest(Detector):
         window_size: int = 8192,
         max_leaf_samples: int = 16,
         learn_gate: float = 0.75,
+        redraw_dead_splits: bool = False,
     ) -> None:
         super().__init__(n_features, seed)
         if n_features < 1 or n_trees < 1 or window_size < 1 or max_leaf_samples < 1:
@@ -86,6 +87,7 @@ class OnlineIsolationForest(Detector):
             raise ValueError("learn_gate must be >= 0")
         self.n_trees, self.window_size = n_trees, window_size
         self.max_leaf_samples, self.learn_gate = max_leaf_samples, float(learn_gate)
+        self.redraw_dead_splits = bool(redraw_dead_splits)
         self.gated_rate = 0.0  # recent fraction of offered rows the gate refused
         self.gate_from = min(GATE_FROM_ROWS, window_size)  # the gate needs a model to judge
         self.learn_calls = self.head = self.size = self.gated = 0
@@ -164,7 +166,7 @@ class OnlineIsolationForest(Detector):
         kernel.refresh(self.feature, self.count, self.lo, self.hi)
         eta = float(self.max_leaf_samples)
         if drop:
-            kernel.collapse(self._slots(), self.member, *self._tree(), eta)
+            kernel.collapse(self._slots(), self.member, *self._tree(), eta, self.redraw_dead_splits)
         limit = float(path_norm(self.size, self.max_leaf_samples))
         rand = rng.random(self.feature.size + 2)  # two draws per possible split
         kernel.split(self.window, self._slots(), self.member, *self._tree(), eta, limit, rand)
@@ -199,6 +201,7 @@ class OnlineIsolationForest(Detector):
     def state_dict(self) -> State:
         state: State = {"algorithm": self.name, "version": VERSION}
         state.update({key: getattr(self, key) for key in (*_PARAMS, *_FLOATS, *_COUNTERS)})
+        state["redraw_dead_splits"] = self.redraw_dead_splits
         state.update({key: getattr(self, key).copy() for key in _ARRAYS})
         return state
 
@@ -208,7 +211,10 @@ class OnlineIsolationForest(Detector):
             if state["algorithm"] != cls.name or int(state["version"]) != VERSION:
                 raise CheckpointError(f"not an {cls.name} v{VERSION} state")
             det = cls(
-                **{key: int(state[key]) for key in _PARAMS}, learn_gate=float(state["learn_gate"])
+                **{key: int(state[key]) for key in _PARAMS},
+                learn_gate=float(state["learn_gate"]),
+                # absent from version-2 files written before the option existed
+                redraw_dead_splits=bool(state.get("redraw_dead_splits", False)),
             )
             det.gated_rate = float(state["gated_rate"])
             for key in _COUNTERS:

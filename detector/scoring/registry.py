@@ -42,7 +42,10 @@ def make_detector(algorithm: str, n_features: int, params: dict[str, Any], seed:
                 f"(allowed: {', '.join(sorted(allowed))})"
             )
         default = allowed[key]
-        if isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int)):
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"detector.params.{key}: expected true or false, got {value!r}")
+        elif isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"detector.params.{key}: expected an integer, got {value!r}")
     try:
         return DETECTORS[algorithm](n_features, seed=seed, **params)
