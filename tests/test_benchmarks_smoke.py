@@ -229,3 +229,24 @@ def test_parse_ceiling_reports_decode_parse_and_score_rates(
         rates = [float(c.replace(",", "")) for c in row[3:]]
         assert len(rates) == 4 and all(r > 0 for r in rates), row
         assert rates[2] < rates[0]  # our parse stage decodes and then normalises
+
+
+def test_oif_seeds_runs_generated_streams_with_their_models_params(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from benchmarks import oif_seeds
+    from benchmarks.generated import model_for
+
+    argv = ["--streams", "auditwatch_ecs", "--seeds", "0", "1", "--gated-only"]
+    assert oif_seeds.main([*argv, "--max-events", "3000"]) == 0
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("| auditwatch_ecs")
+    ]
+    assert len(rows) == 1  # gated only
+    params = model_for("ecs").detector.params
+    assert rows[0][1] == ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+    aucs = [float(a) for a in rows[0][6].split()]
+    assert len(aucs) == 2 and all(0.5 < a <= 1.0 for a in aucs)
+    assert float(rows[0][3]) == pytest.approx(np.mean(aucs), abs=1e-3)
