@@ -177,7 +177,8 @@ def test_all_quick_writes_one_report_with_every_section(
     argv += ["--pass-seconds", "60", "--capped-pass-seconds", "60"]  # no pass cut short
     argv += ["--pipeline-events", "3000", "--stage-events", "1500", "--backends", "kafka-python"]
     # history past the models' warm-up and calibration, so the live events can alert
-    argv += ["--latency-seconds", "2", "--latency-rate", "1000", "--history-events", "6000"]
+    # (4,000 live events hold the generator's first exfiltration; 2,000 only inference probes)
+    argv += ["--latency-seconds", "4", "--latency-rate", "1000", "--history-events", "6000"]
     argv += ["--entity-scales", "1000", "--entity-events", "2000", "--entity-base", "1000"]
     assert main(argv) == 0
     text = out.read_text()

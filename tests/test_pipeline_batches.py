@@ -65,7 +65,7 @@ def test_scores_and_alerts_do_not_depend_on_batching() -> None:
 
 def test_alerts_point_at_their_message_across_partitions() -> None:
     msgs = values(9_000)
-    result = run(msgs, 1_000, partitions=2, budget=500)  # many alerts: what matters is where
+    result = run(msgs, 1_000, partitions=2, budget=1_000)  # many alerts: what matters is where
     assert len(result.alerts) > 10
     for doc in result.alerts:
         kafka = doc["auditwatch"]["source_event"]["kafka"]
