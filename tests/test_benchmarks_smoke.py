@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from benchmarks.detectors_bench import (
     run_block_pass,
     run_event_pass,
 )
+from benchmarks.generated import model_for
 from benchmarks.peers import REGISTRY_PATH, Adapter, PeerSpec, RunningZ, select
 from benchmarks.streams import STREAMS, Stream, StreamUnavailable, drifting_stream, load_odds
 
@@ -251,3 +253,22 @@ def test_oif_seeds_runs_generated_streams_with_their_models_params(
     aucs = [float(a) for a in rows[0][6].split()]
     assert len(aucs) == 2 and all(0.5 < a <= 1.0 for a in aucs)
     assert float(rows[0][3]) == pytest.approx(np.mean(aucs), abs=1e-3)
+
+
+def test_stratus_reports_alerts_and_auc_after_the_warm_up(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from benchmarks import stratus
+
+    assert stratus.main([]) == 0
+    first, second = capsys.readouterr().out.splitlines()[:2]
+    assert re.fullmatch(r"2,900 events, 214 attack events \(Stratus SDK calls\); \d+ alerts", first)
+    found = re.fullmatch(
+        r"after the warm-up \(([\d,]+) events\): ([\d,]+) events, (\d+) attack events, "
+        r"ROC AUC ([\d.]+)",
+        second,
+    )
+    assert found, second
+    warm_up, scored = (int(found[k].replace(",", "")) for k in (1, 2))
+    assert warm_up + scored == 2_900 and warm_up >= model_for("cloudtrail").detector.warmup_events
+    assert 0 < int(found[3]) < 214 and 0.0 <= float(found[4]) <= 1.0
