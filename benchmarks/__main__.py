@@ -53,7 +53,11 @@ def add_all_parser(sub: argparse._SubParsersAction) -> None:
     hidden = argparse.SUPPRESS  # size overrides, for smoke tests and experiments
     every.add_argument("--streams", nargs="+", metavar="NAME", help=hidden)
     every.add_argument("--detectors", nargs="+", metavar="SUBSTRING", help=hidden)
-    every.add_argument("--sections", help=hidden)
+    every.add_argument(
+        "--sections",
+        help="run only these sections, e.g. 'ce' (a detectors, b pipeline, c stages, "
+        "d latency, e entities; default all)",
+    )
     every.add_argument("--backends", nargs="+", help=hidden)
     for flag, kind in (
         ("--max-events", int),
