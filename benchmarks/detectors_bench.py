@@ -158,6 +158,15 @@ def capped_rows(n: int, cap: int | None, strided: bool) -> np.ndarray:
     return np.arange(0, n, n // cap)[:cap]  # cap < n, so the step is >= 1
 
 
+def _built(spec: PeerSpec, stream: Stream, seed: int, rows: np.ndarray) -> Adapter:
+    """A fresh adapter for a pass over ``rows``; ours also learns with the model's
+    per-entity cap, as the runner does."""
+    adapter = spec.build(stream.X.shape[1], seed, stream.detector_params)
+    if stream.entities is not None and stream.max_learned_per_entity:
+        adapter.limit_learning_per_entity(stream.entities[rows], stream.max_learned_per_entity)
+    return adapter
+
+
 def _run_streaming(
     spec: PeerSpec,
     stream: Stream,
@@ -166,18 +175,18 @@ def _run_streaming(
     res: Result,
     strided: bool,
 ) -> None:
-    d, n, params = stream.X.shape[1], stream.n_events, stream.detector_params
+    n = stream.n_events
     passes: list[tuple[str, Pass, np.ndarray]] = []
     if spec.per_event:
         rows = capped_rows(n, spec.event_cap, strided)
         budget = budgets[spec.event_cap is not None]
-        p = run_event_pass(spec.build(d, seed, params), stream.X[rows], budget)
+        p = run_event_pass(_built(spec, stream, seed, rows), stream.X[rows], budget)
         res.event_eps, res.event_n = p.events_per_s, p.n
         passes.append(("per-event", p, rows))
     if spec.block:
         rows = capped_rows(n, spec.block_cap, strided)
         p = run_block_pass(
-            spec.build(d, seed, params), stream.X[rows], budgets[spec.block_cap is not None]
+            _built(spec, stream, seed, rows), stream.X[rows], budgets[spec.block_cap is not None]
         )
         res.block_eps, res.block_n = p.events_per_s, p.n
         passes.append((f"blocks of {BLOCK}", p, rows))

@@ -17,7 +17,7 @@ from detector.config import Settings
 from detector.events import Event
 from detector.modeldefs import ModelSpec, load_models
 from detector.parsers import parse_message
-from detector.runner import ModelRunner
+from detector.runner import ModelRunner, stored_entity_key
 from detector.synth import Message, generate
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
@@ -83,8 +83,8 @@ def feature_matrix(spec: ModelSpec, events: list[Event]) -> np.ndarray:
 
 def topic_matrix(
     topic: str, max_events: int | None, strided: bool = False, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, str]:
-    """(X, y, description) for one topic's model, capped to ``max_events`` rows: every
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """(X, y, entity codes, description) for one topic's model, capped to ``max_events`` rows: every
     k-th row with ``strided``, else the *last* rows (attacks are injected in the last
     20 % of the timeline). Features are always computed over the whole generated stream.
     """
@@ -92,16 +92,24 @@ def topic_matrix(
     spec = model_for(topic)
     events, y = parse_all([m for m in messages(days, seed) if m.topic == topic])
     X = feature_matrix(spec, events)
+    entities = entity_codes(spec, events)
     total = len(events)
     kept = f"{total:,} events"
     if max_events is not None and max_events < total:
         step = total // max_events if strided else 1
         rows = slice(0, step * max_events, step) if strided else slice(total - max_events, total)
-        X, y = X[rows], y[rows]
+        X, y, entities = X[rows], y[rows], entities[rows]
         kept = f"1 in {step} of {total:,} events" if strided else f"last {len(y):,} of {kept}"
     source = (
         f"detector.synth seed={seed}, {days:g} days x {EVENTS_PER_DAY:,}/day, topic {topic}, "
         f"model {spec.name} features ({len(spec.feature_names)}); {kept}, "
         f"{int(y.sum())} attack events"
     )
-    return np.ascontiguousarray(X, dtype=np.float64), y, source
+    return np.ascontiguousarray(X, dtype=np.float64), y, entities, source
+
+
+def entity_codes(spec: ModelSpec, events: list[Event]) -> np.ndarray:
+    """Each event's entity (the runner's stored key) as an integer code."""
+    keys = [stored_entity_key(getattr(ev, spec.entity_key)) for ev in events]
+    _names, codes = np.unique(np.asarray(keys, dtype=object), return_inverse=True)
+    return codes.astype(np.int64)

@@ -6,7 +6,8 @@ One seed's AUC can flatter or wrong a random forest, so this runs seeds 0-3 of
 learning every row, and prints a Markdown table with the mean and range per stream. ODDS
 streams get the default parameters; a generated stream (``auditwatch_audit`` = CloudTrail,
 ``auditwatch_ecs``, ``auditwatch_inference``: the whole 14-day stream) gets its shipped
-model's ``[detector] params``, as in ``BENCHMARKS.md``::
+model's ``[detector] params`` and, as the daemon runs it, its ``alerts.max_learned_per_entity``
+(as in ``BENCHMARKS.md``)::
 
     python -m benchmarks.oif_seeds [--seeds 0 1 2 3] [--streams http smtp cover shuttle]
     python -m benchmarks.oif_seeds --streams auditwatch_ecs auditwatch_audit --gated-only
@@ -32,10 +33,19 @@ BLOCK = 256
 
 
 def stream_auc(
-    X: np.ndarray, y: np.ndarray, seed: int, gated: bool, params: dict[str, Any] | None = None
+    X: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    gated: bool,
+    params: dict[str, Any] | None = None,
+    entities: np.ndarray | None = None,
+    max_learned_per_entity: int = 0,
 ) -> float:
-    """Prequential ROC AUC: score each block of 256, then learn from it."""
+    """Prequential ROC AUC: score each block of 256, then learn from it (at most
+    ``max_learned_per_entity`` rows of one entity per block when ``entities`` are given)."""
     adapter = Ours("online_iforest", X.shape[1], seed, gated, params)
+    if entities is not None and max_learned_per_entity and gated:
+        adapter.limit_learning_per_entity(entities, max_learned_per_entity)
     scores = np.concatenate(
         [adapter.process_block(X[i : i + BLOCK]) for i in range(0, len(X), BLOCK)]
     )
@@ -65,9 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         stream = build_stream(name, args.max_events)
         params = dict(stream.detector_params)
         shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "defaults"
+        cap = stream.max_learned_per_entity if stream.entities is not None else 0
+        shown += f"; max_learned_per_entity={cap}" if cap else ""
         for gated, mode in modes[:1] if args.gated_only else modes:
             start = time.perf_counter()
-            aucs = [stream_auc(stream.X, stream.y, seed, gated, params) for seed in args.seeds]
+            aucs = [
+                stream_auc(stream.X, stream.y, seed, gated, params, stream.entities, cap)
+                for seed in args.seeds
+            ]
             per_seed = " ".join(f"{a:.3f}" for a in aucs)
             print(
                 f"| {name} | {shown} | {mode} | {np.mean(aucs):.3f} | {min(aucs):.3f}"

@@ -35,6 +35,9 @@ class Adapter:
     def score(self, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def limit_learning_per_entity(self, entities: np.ndarray, cap: int) -> None:
+        """The rows' entity codes and the model's per-block cap; only ours uses them."""
+
 
 @dataclass(frozen=True)
 class PeerSpec:
@@ -103,6 +106,12 @@ class Ours(Adapter):
         self.rows: list[np.ndarray] = []  # this block's rows to learn from
         self.memos: list[np.ndarray | None] = []  # the detector's reusable work on them
         self.raw: list[np.ndarray] = []  # this block's raw scores after warm-up
+        self.entities: np.ndarray | None = None  # entity code of every row to come
+        self.cap = 0  # alerts.max_learned_per_entity
+        self.learned_of: dict[int, int] = {}  # this block's learned rows per entity
+
+    def limit_learning_per_entity(self, entities: np.ndarray, cap: int) -> None:
+        self.entities, self.cap = entities, cap
 
     def process_one(self, x: np.ndarray) -> float:
         return float(self.process_block(x.reshape(1, -1))[0])
@@ -117,14 +126,18 @@ class Ours(Adapter):
         return out
 
     def _part(self, X: np.ndarray) -> np.ndarray:
+        from detector.runner import limit_per_entity
         from detector.scoring.base import joined_memo
 
         raw, memo = self.det.score_memo(X)  # learning reuses the scoring work, as the runner
-        keep = slice(None)
+        keep = np.ones(len(X), dtype=bool)
         if self.seen >= self.warmup:
             if self.gated and self.cal.ready:
                 keep = self.cal.severity(raw) < self.learn_below
             self.raw.append(raw)
+        if self.cap and self.entities is not None:  # as ModelRunner, on entity codes
+            codes = self.entities[self.seen : self.seen + len(X)].tolist()
+            limit_per_entity(keep, codes, self.learned_of, self.cap)
         self.rows.append(X[keep])
         self.memos.append(None if memo is None else memo[keep])
         self.seen += len(X)
@@ -133,7 +146,7 @@ class Ours(Adapter):
             self.memos = []
             if self.raw:
                 self.cal.update(np.concatenate(self.raw))
-            self.rows, self.raw = [], []
+            self.rows, self.raw, self.learned_of = [], [], {}
         return raw
 
 
@@ -329,7 +342,7 @@ def all_specs() -> list[PeerSpec]:
         PeerSpec(
             "pysad HST", PySADHST, event_cap=SLOW_CAP, note="bounds+initial window: first 250 rows"
         ),
-        PeerSpec("pysad LODA", _pysad("loda"), event_cap=SLOW_CAP),
+        PeerSpec("pysad LODA", _pysad("loda")),
         PeerSpec(
             "pysad IForestASD",
             _pysad("iforestasd"),
@@ -339,7 +352,7 @@ def all_specs() -> list[PeerSpec]:
         ),
         PeerSpec("pysad RRCF", _pysad("rrcf"), event_cap=SLOW_CAP),
         PeerSpec("pysad xStream", _pysad("xstream"), event_cap=SLOW_CAP),
-        PeerSpec("capymoa HST", CapyHST, event_cap=SLOW_CAP, note="LabeledInstance, label 0"),
+        PeerSpec("capymoa HST", CapyHST, note="LabeledInstance, label 0"),
         PeerSpec(
             "capymoa OIF",
             CapyOIF,

@@ -40,6 +40,9 @@ class Stream:
     source: str
     # auditwatch detector parameters of the model this stream belongs to (generated streams)
     detector_params: tuple[tuple[str, Any], ...] = ()
+    # generated streams: each row's entity (a code) and the model's alerts.max_learned_per_entity
+    entities: np.ndarray | None = None
+    max_learned_per_entity: int = 0
 
     @property
     def n_events(self) -> int:
@@ -49,7 +52,7 @@ class Stream:
         """The first ``max_events`` rows (all rows when None)."""
         if max_events is None or max_events >= self.n_events:
             return self
-        return replace(self, X=self.X[:max_events], y=self.y[:max_events])
+        return self.rows(slice(0, max_events), self.source)
 
     def strided(self, max_events: int | None) -> Stream:
         """Every k-th row, in order, ``max_events`` rows (all rows when None): a small
@@ -64,7 +67,11 @@ class Stream:
         step = self.n_events // max_events
         rows = slice(0, step * max_events, step)
         source = f"{self.source}; every {_ordinal(step)} row"
-        return replace(self, X=self.X[rows], y=self.y[rows], source=source)
+        return self.rows(rows, source)
+
+    def rows(self, rows: slice, source: str) -> Stream:
+        entities = None if self.entities is None else self.entities[rows]
+        return replace(self, X=self.X[rows], y=self.y[rows], source=source, entities=entities)
 
 
 def _ordinal(n: int) -> str:
@@ -124,15 +131,16 @@ def auditwatch_generated_stream(
     try:
         from benchmarks.generated import model_for, topic_matrix
 
-        X, y, source = topic_matrix(topic, max_events, strided)
-        detector = model_for(topic).detector  # the shipped model's parameters, where they apply
+        X, y, entities, source = topic_matrix(topic, max_events, strided)
+        spec = model_for(topic)
+        detector = spec.detector  # the shipped model's parameters, where they apply
         params = (
             tuple(sorted(detector.params.items())) if detector.algorithm == "online_iforest" else ()
         )
     except (ImportError, LookupError, OSError, DetectorError) as exc:  # e.g. a bad model file
         raise StreamUnavailable(f"cannot build the generated {topic} stream: {exc}") from exc
     name = "auditwatch_audit" if topic == "cloudtrail" else f"auditwatch_{topic}"
-    return Stream(name, X, y, source, params)
+    return Stream(name, X, y, source, params, entities, spec.alerts.max_learned_per_entity)
 
 
 STREAMS: dict[str, Callable[[], Stream]] = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -86,6 +86,8 @@ class ModelRunner:
         )
         self.threshold = self.calibrator.threshold_for_budget(spec.alerts.budget_per_10k)
         self.learn_below = spec.alerts.learn_below_severity
+        self.max_learned = spec.alerts.max_learned_per_entity
+        self._learned_of: dict[str, int] = {}  # this block's learned rows per entity
         self.stats = FeatureStats(len(self.names))
         self.two_sided = np.array([n in TWO_SIDED for n in self.names])
         self.seen = 0  # events processed, in order
@@ -110,7 +112,7 @@ class ModelRunner:
         while pos < len(events):
             take = min(len(events) - pos, self.block - self.in_block)
             part = slice(pos, pos + take)
-            flagged = self._score_part(X[part], severity[part], raw[part])
+            flagged = self._score_part(X[part], severity[part], raw[part], keys[pos : pos + take])
             alert_rows.extend(pos + int(i) for i in np.flatnonzero(flagged))
             pos += take
         created = time.time() if now is None else now
@@ -123,7 +125,7 @@ class ModelRunner:
         return RunnerResult(severity=severity, alerts=alerts)
 
     def _score_part(
-        self, X: np.ndarray, severity_out: np.ndarray, raw_out: np.ndarray
+        self, X: np.ndarray, severity_out: np.ndarray, raw_out: np.ndarray, keys: list[str]
     ) -> np.ndarray:
         """Score rows within one block; learn and recalibrate when the block completes."""
         warm = self.seen >= self.spec.detector.warmup_events
@@ -137,7 +139,9 @@ class ModelRunner:
                 severity_out[:] = self.calibrator.severity(raw_out)
                 flagged = severity_out >= self.threshold
                 suspicious = severity_out >= min(self.threshold, self.learn_below)
-        keep = slice(None) if self.spec.alerts.learn_from_alerts else ~suspicious
+        keep = np.ones(len(X), dtype=bool) if self.spec.alerts.learn_from_alerts else ~suspicious
+        if self.max_learned:
+            limit_per_entity(keep, keys, self._learned_of, self.max_learned)
         self._learn.append(X[keep])
         self._memo.append(None if memo is None else memo[keep])
         self.seen += len(X)
@@ -153,6 +157,7 @@ class ModelRunner:
         if self._raw:
             self.calibrator.update(np.concatenate(self._raw))
         self._learn, self._raw, self._memo = [], [], []
+        self._learned_of = {}
 
     def _alert(
         self,
@@ -188,6 +193,7 @@ class ModelRunner:
             "stats": {"mean": self.stats.mean.copy(), "var": self.stats.var.copy()},
             "pending_learn": _stack(self._learn, len(self.names)),
             "pending_raw": np.concatenate(self._raw) if self._raw else np.zeros(0),
+            "pending_learned_of": [list(self._learned_of), list(self._learned_of.values())],
             "features": features.state_dict()
             if hasattr(features, "state_dict")
             else inference_state(features),
@@ -205,6 +211,8 @@ class ModelRunner:
         self._memo = [None] * len(self._learn)  # not checkpointed: learn re-walks the trees
         raw = np.asarray(state["pending_raw"], dtype=np.float64)
         self._raw = [raw] if len(raw) else []
+        names, counts = state.get("pending_learned_of", ([], []))  # absent before 2026-11-23
+        self._learned_of = dict(zip(names, map(int, counts), strict=True))
         if self.spec.kind == "access":
             self.featurizer = type(self.featurizer).from_state(state["features"])
         else:
@@ -212,6 +220,19 @@ class ModelRunner:
 
     def entities_tracked(self) -> int:
         return self.featurizer.entities_tracked()
+
+
+def limit_per_entity(
+    keep: np.ndarray, keys: Sequence[Hashable], learned: dict[Any, int], cap: int
+) -> None:
+    """Clear ``keep`` for each entity's rows beyond ``cap`` learned in this block;
+    ``learned`` counts the block's learned rows per entity and is updated."""
+    for i in np.flatnonzero(keep).tolist():
+        count = learned.get(keys[i], 0)
+        if count >= cap:
+            keep[i] = False
+        else:
+            learned[keys[i]] = count + 1
 
 
 def stored_entity_key(key: str | None) -> str:

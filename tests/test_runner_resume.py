@@ -14,9 +14,13 @@ from detector.state.checkpoint import load_checkpoint, save_checkpoint
 OWNER = {"model": "m", "topic": "t", "partition": "0"}
 
 
-def spec(kind: str) -> ModelSpec:
+def spec(kind: str, max_learned_per_entity: int = 0) -> ModelSpec:
     return ModelSpec(
-        name="m", kind=kind, topics=["t"], detector={"block_size": 64, "warmup_events": 128}
+        name="m",
+        kind=kind,
+        topics=["t"],
+        detector={"block_size": 64, "warmup_events": 128},
+        alerts={"max_learned_per_entity": max_learned_per_entity},
     )
 
 
@@ -30,17 +34,18 @@ def stream(kind: str, n: int) -> list:
 
 @pytest.mark.parametrize("kind", ["access", "inference"])
 @pytest.mark.parametrize("cut", [200, 333])  # at and between learning blocks
+@pytest.mark.parametrize("cap", [0, 3])  # 17 entities, ~3.8 events each per block of 64
 def test_resume_from_checkpoint_matches_uninterrupted_run(
-    kind: str, cut: int, tmp_path: Path
+    kind: str, cut: int, cap: int, tmp_path: Path
 ) -> None:
     events = stream(kind, 900)
     origins = [None] * len(events)
-    reference = ModelRunner(spec(kind)).process(events, origins, now=0.0)
+    reference = ModelRunner(spec(kind, cap)).process(events, origins, now=0.0)
 
-    first = ModelRunner(spec(kind))
+    first = ModelRunner(spec(kind, cap))
     head = first.process(events[:cut], origins[:cut], now=0.0)
     save_checkpoint(tmp_path / "ck.npz", first.state_dict(), OWNER)
-    resumed = ModelRunner(spec(kind))
+    resumed = ModelRunner(spec(kind, cap))
     resumed.load_state(load_checkpoint(tmp_path / "ck.npz", OWNER))
     tail = resumed.process(events[cut:], origins[cut:], now=0.0)
 
