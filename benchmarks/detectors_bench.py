@@ -162,8 +162,9 @@ def _built(spec: PeerSpec, stream: Stream, seed: int, rows: np.ndarray) -> Adapt
     """A fresh adapter for a pass over ``rows``; ours also learns with the model's
     per-entity cap, as the runner does."""
     adapter = spec.build(stream.X.shape[1], seed, stream.detector_params)
-    if stream.entities is not None and stream.max_learned_per_entity:
-        adapter.limit_learning_per_entity(stream.entities[rows], stream.max_learned_per_entity)
+    if stream.entities is not None and stream.bursting is not None:
+        cap = stream.max_learned_per_entity
+        adapter.limit_learning_per_entity(stream.entities[rows], stream.bursting[rows], cap)
     return adapter
 
 

@@ -17,7 +17,7 @@ from detector.config import Settings
 from detector.events import Event
 from detector.modeldefs import ModelSpec, load_models
 from detector.parsers import parse_message
-from detector.runner import ModelRunner, stored_entity_key
+from detector.runner import ModelRunner, bursting_rows, stored_entity_key
 from detector.synth import Message, generate
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
@@ -68,44 +68,48 @@ def parse_all(msgs: tuple[Message, ...] | list[Message]) -> tuple[list[Event], n
     return events, np.asarray(labels, dtype=np.int8)
 
 
-def feature_matrix(spec: ModelSpec, events: list[Event]) -> np.ndarray:
-    """The rows ``spec``'s detector scores, featurized exactly as ``ModelRunner`` does."""
+def feature_matrix(spec: ModelSpec, events: list[Event]) -> tuple[np.ndarray, np.ndarray]:
+    """The rows ``spec``'s detector scores, featurized exactly as ``ModelRunner`` does, and
+    which of them the runner counts as bursting (for ``alerts.max_learned_per_entity``)."""
     runner = ModelRunner(spec)
-    parts = []
+    parts, bursting = [], []
     for lo in range(0, len(events), FEATURIZE_BATCH):
         batch = events[lo : lo + FEATURIZE_BATCH]
         keys = [getattr(ev, spec.entity_key) or "(unknown)" for ev in batch]
         X_all, _contexts = runner.featurizer.featurize(batch, keys)
         parts.append(X_all[:, runner.columns])
-    width = len(runner.columns)
-    return np.concatenate(parts) if parts else np.empty((0, width))
+        bursting.append(bursting_rows(X_all, spec.kind))
+    if not parts:
+        return np.empty((0, len(runner.columns))), np.zeros(0, dtype=bool)
+    return np.concatenate(parts), np.concatenate(bursting)
 
 
 def topic_matrix(
     topic: str, max_events: int | None, strided: bool = False, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """(X, y, entity codes, description) for one topic's model, capped to ``max_events`` rows: every
-    k-th row with ``strided``, else the *last* rows (attacks are injected in the last
-    20 % of the timeline). Features are always computed over the whole generated stream.
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], str]:
+    """(X, y, (entity codes, bursting), description) for one topic's model, capped to
+    ``max_events`` rows: every k-th row with ``strided``, else the *last* rows (attacks
+    are injected in the last 20 % of the timeline). Features are always computed over the
+    whole generated stream.
     """
     days = days_for(max_events)
     spec = model_for(topic)
     events, y = parse_all([m for m in messages(days, seed) if m.topic == topic])
-    X = feature_matrix(spec, events)
+    X, bursting = feature_matrix(spec, events)
     entities = entity_codes(spec, events)
     total = len(events)
     kept = f"{total:,} events"
     if max_events is not None and max_events < total:
         step = total // max_events if strided else 1
         rows = slice(0, step * max_events, step) if strided else slice(total - max_events, total)
-        X, y, entities = X[rows], y[rows], entities[rows]
+        X, y, entities, bursting = X[rows], y[rows], entities[rows], bursting[rows]
         kept = f"1 in {step} of {total:,} events" if strided else f"last {len(y):,} of {kept}"
     source = (
         f"detector.synth seed={seed}, {days:g} days x {EVENTS_PER_DAY:,}/day, topic {topic}, "
         f"model {spec.name} features ({len(spec.feature_names)}); {kept}, "
         f"{int(y.sum())} attack events"
     )
-    return np.ascontiguousarray(X, dtype=np.float64), y, entities, source
+    return np.ascontiguousarray(X, dtype=np.float64), y, (entities, bursting), source
 
 
 def entity_codes(spec: ModelSpec, events: list[Event]) -> np.ndarray:

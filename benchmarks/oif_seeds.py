@@ -38,14 +38,15 @@ def stream_auc(
     seed: int,
     gated: bool,
     params: dict[str, Any] | None = None,
-    entities: np.ndarray | None = None,
+    entities: tuple[np.ndarray, np.ndarray] | None = None,
     max_learned_per_entity: int = 0,
 ) -> float:
     """Prequential ROC AUC: score each block of 256, then learn from it (at most
-    ``max_learned_per_entity`` rows of one entity per block when ``entities`` are given)."""
+    ``max_learned_per_entity`` rows of a bursting entity per block when ``entities``, the
+    rows' (entity codes, bursting flags), are given)."""
     adapter = Ours("online_iforest", X.shape[1], seed, gated, params)
     if entities is not None and max_learned_per_entity and gated:
-        adapter.limit_learning_per_entity(entities, max_learned_per_entity)
+        adapter.limit_learning_per_entity(*entities, max_learned_per_entity)
     scores = np.concatenate(
         [adapter.process_block(X[i : i + BLOCK]) for i in range(0, len(X), BLOCK)]
     )
@@ -75,13 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         stream = build_stream(name, args.max_events)
         params = dict(stream.detector_params)
         shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "defaults"
-        cap = stream.max_learned_per_entity if stream.entities is not None else 0
+        who = None
+        if stream.entities is not None and stream.bursting is not None:
+            who = (stream.entities, stream.bursting)
+        cap = stream.max_learned_per_entity if who is not None else 0
         shown += f"; max_learned_per_entity={cap}" if cap else ""
         for gated, mode in modes[:1] if args.gated_only else modes:
             start = time.perf_counter()
             aucs = [
-                stream_auc(stream.X, stream.y, seed, gated, params, stream.entities, cap)
-                for seed in args.seeds
+                stream_auc(stream.X, stream.y, seed, gated, params, who, cap) for seed in args.seeds
             ]
             per_seed = " ".join(f"{a:.3f}" for a in aucs)
             print(

@@ -35,8 +35,11 @@ class Adapter:
     def score(self, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def limit_learning_per_entity(self, entities: np.ndarray, cap: int) -> None:
-        """The rows' entity codes and the model's per-block cap; only ours uses them."""
+    def limit_learning_per_entity(
+        self, entities: np.ndarray, bursting: np.ndarray, cap: int
+    ) -> None:
+        """The rows' entity codes, bursting flags and the model's per-block cap; only ours
+        uses them."""
 
 
 @dataclass(frozen=True)
@@ -107,11 +110,14 @@ class Ours(Adapter):
         self.memos: list[np.ndarray | None] = []  # the detector's reusable work on them
         self.raw: list[np.ndarray] = []  # this block's raw scores after warm-up
         self.entities: np.ndarray | None = None  # entity code of every row to come
+        self.bursting: np.ndarray | None = None  # and whether the runner sees it bursting
         self.cap = 0  # alerts.max_learned_per_entity
         self.learned_of: dict[int, int] = {}  # this block's learned rows per entity
 
-    def limit_learning_per_entity(self, entities: np.ndarray, cap: int) -> None:
-        self.entities, self.cap = entities, cap
+    def limit_learning_per_entity(
+        self, entities: np.ndarray, bursting: np.ndarray, cap: int
+    ) -> None:
+        self.entities, self.bursting, self.cap = entities, bursting, cap
 
     def process_one(self, x: np.ndarray) -> float:
         return float(self.process_block(x.reshape(1, -1))[0])
@@ -135,9 +141,10 @@ class Ours(Adapter):
             if self.gated and self.cal.ready:
                 keep = self.cal.severity(raw) < self.learn_below
             self.raw.append(raw)
-        if self.cap and self.entities is not None:  # as ModelRunner, on entity codes
-            codes = self.entities[self.seen : self.seen + len(X)].tolist()
-            limit_per_entity(keep, codes, self.learned_of, self.cap)
+        if self.cap and self.entities is not None and self.bursting is not None:
+            here = slice(self.seen, self.seen + len(X))  # as ModelRunner, on entity codes
+            codes = self.entities[here].tolist()
+            limit_per_entity(keep, codes, self.bursting[here], self.learned_of, self.cap)
         self.rows.append(X[keep])
         self.memos.append(None if memo is None else memo[keep])
         self.seen += len(X)

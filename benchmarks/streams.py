@@ -40,8 +40,10 @@ class Stream:
     source: str
     # auditwatch detector parameters of the model this stream belongs to (generated streams)
     detector_params: tuple[tuple[str, Any], ...] = ()
-    # generated streams: each row's entity (a code) and the model's alerts.max_learned_per_entity
+    # generated streams: each row's entity (a code), whether the runner counts it as
+    # bursting, and the model's alerts.max_learned_per_entity
     entities: np.ndarray | None = None
+    bursting: np.ndarray | None = None
     max_learned_per_entity: int = 0
 
     @property
@@ -71,7 +73,15 @@ class Stream:
 
     def rows(self, rows: slice, source: str) -> Stream:
         entities = None if self.entities is None else self.entities[rows]
-        return replace(self, X=self.X[rows], y=self.y[rows], source=source, entities=entities)
+        bursting = None if self.bursting is None else self.bursting[rows]
+        return replace(
+            self,
+            X=self.X[rows],
+            y=self.y[rows],
+            source=source,
+            entities=entities,
+            bursting=bursting,
+        )
 
 
 def _ordinal(n: int) -> str:
@@ -131,7 +141,7 @@ def auditwatch_generated_stream(
     try:
         from benchmarks.generated import model_for, topic_matrix
 
-        X, y, entities, source = topic_matrix(topic, max_events, strided)
+        X, y, (entities, bursting), source = topic_matrix(topic, max_events, strided)
         spec = model_for(topic)
         detector = spec.detector  # the shipped model's parameters, where they apply
         params = (
@@ -140,7 +150,8 @@ def auditwatch_generated_stream(
     except (ImportError, LookupError, OSError, DetectorError) as exc:  # e.g. a bad model file
         raise StreamUnavailable(f"cannot build the generated {topic} stream: {exc}") from exc
     name = "auditwatch_audit" if topic == "cloudtrail" else f"auditwatch_{topic}"
-    return Stream(name, X, y, source, params, entities, spec.alerts.max_learned_per_entity)
+    cap = spec.alerts.max_learned_per_entity
+    return Stream(name, X, y, source, params, entities, bursting, cap)
 
 
 STREAMS: dict[str, Callable[[], Stream]] = {

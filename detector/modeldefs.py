@@ -38,8 +38,8 @@ class AlertSpec(_Strict):
     # events at or above this severity are not learned from either (1-in-100 by default):
     # without it a slowly ramping attack teaches the model, step by step, that it is normal
     learn_below_severity: float = Field(40.0, ge=0, le=100)
-    # at most this many of one entity's events are learned per block (0: no limit), so a
-    # burst from one key (model extraction, bulk export) cannot teach the model it is normal
+    # while an entity bursts (5-minute rate > 4x its usual), at most this many of its events
+    # are learned per block (0: no limit): one key's extraction burst must not become normal
     max_learned_per_entity: int = Field(0, ge=0)
     max_explanations: int = Field(3, ge=1, le=10)
     calibration_window: int = Field(20_000, ge=1_000)

@@ -31,6 +31,9 @@ from detector.scoring.registry import detector_from_state, make_detector
 # features where both directions are suspicious (probing = tiny distances, extraction = big)
 TWO_SIDED = frozenset({"query_distance", "confidence_shift", "entropy_shift"})
 MAX_KEY_CHARS = 256  # longer entity keys are stored as their SHA-256
+# alerts.max_learned_per_entity only limits an entity while its 5-minute rate is over this
+# multiple of its usual rate: a steady heavy service account keeps learning at full speed
+BURST_RATE_RATIO = 4.0
 
 
 @dataclass
@@ -105,6 +108,11 @@ class ModelRunner:
         keys = [stored_entity_key(key) for key in map(attrgetter(self.spec.entity_key), events)]
         X_all, contexts = self.featurizer.featurize(events, keys)
         X = X_all[:, self.columns]
+        bursting = (
+            bursting_rows(X_all, self.spec.kind)
+            if self.max_learned
+            else np.zeros(len(events), dtype=bool)
+        )
         severity = np.zeros(len(events))
         raw = np.zeros(len(events))
         alert_rows: list[int] = []
@@ -112,7 +120,9 @@ class ModelRunner:
         while pos < len(events):
             take = min(len(events) - pos, self.block - self.in_block)
             part = slice(pos, pos + take)
-            flagged = self._score_part(X[part], severity[part], raw[part], keys[pos : pos + take])
+            flagged = self._score_part(
+                X[part], severity[part], raw[part], (keys[pos : pos + take], bursting[part])
+            )
             alert_rows.extend(pos + int(i) for i in np.flatnonzero(flagged))
             pos += take
         created = time.time() if now is None else now
@@ -125,7 +135,11 @@ class ModelRunner:
         return RunnerResult(severity=severity, alerts=alerts)
 
     def _score_part(
-        self, X: np.ndarray, severity_out: np.ndarray, raw_out: np.ndarray, keys: list[str]
+        self,
+        X: np.ndarray,
+        severity_out: np.ndarray,
+        raw_out: np.ndarray,
+        who: tuple[list[str], np.ndarray],
     ) -> np.ndarray:
         """Score rows within one block; learn and recalibrate when the block completes."""
         warm = self.seen >= self.spec.detector.warmup_events
@@ -141,7 +155,7 @@ class ModelRunner:
                 suspicious = severity_out >= min(self.threshold, self.learn_below)
         keep = np.ones(len(X), dtype=bool) if self.spec.alerts.learn_from_alerts else ~suspicious
         if self.max_learned:
-            limit_per_entity(keep, keys, self._learned_of, self.max_learned)
+            limit_per_entity(keep, who[0], who[1], self._learned_of, self.max_learned)
         self._learn.append(X[keep])
         self._memo.append(None if memo is None else memo[keep])
         self.seen += len(X)
@@ -223,16 +237,26 @@ class ModelRunner:
 
 
 def limit_per_entity(
-    keep: np.ndarray, keys: Sequence[Hashable], learned: dict[Any, int], cap: int
+    keep: np.ndarray,
+    keys: Sequence[Hashable],
+    bursting: np.ndarray,
+    learned: dict[Any, int],
+    cap: int,
 ) -> None:
-    """Clear ``keep`` for each entity's rows beyond ``cap`` learned in this block;
-    ``learned`` counts the block's learned rows per entity and is updated."""
+    """Clear ``keep`` for a bursting entity's rows once ``cap`` of its rows were learned
+    in this block; ``learned`` counts the block's learned rows per entity (updated)."""
     for i in np.flatnonzero(keep).tolist():
         count = learned.get(keys[i], 0)
-        if count >= cap:
+        if count >= cap and bursting[i]:
             keep[i] = False
         else:
             learned[keys[i]] = count + 1
+
+
+def bursting_rows(X_all: np.ndarray, kind: str) -> np.ndarray:
+    """Rows whose entity's 5-minute rate is over BURST_RATE_RATIO x its usual rate."""
+    column = FEATURE_NAMES[kind].index("rate_vs_baseline")
+    return X_all[:, column] > math.log(BURST_RATE_RATIO)  # NaN: not bursting
 
 
 def stored_entity_key(key: str | None) -> str:
