@@ -8,10 +8,13 @@ Each section runs guarded: what cannot be measured here becomes a row saying why
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -58,6 +61,7 @@ class Plan:
     entity_events: int
     entity_base: int
     entity_events_per_entity: int
+    isolate: bool  # each section in a fresh process (when more than one runs)
     streams: tuple[str, ...] = DEFAULT_STREAMS
     detectors: tuple[str, ...] | None = None  # substrings; None: every detector
     backends: tuple[str, ...] | None = None  # Kafka backends; None: every kafka.backend value
@@ -82,6 +86,7 @@ class Plan:
             entity_events=20_000,
             entity_base=10_000,
             entity_events_per_entity=1,
+            isolate=False,  # quick mode starts no JVM; one process keeps it quick
         )
 
     @classmethod
@@ -102,6 +107,7 @@ class Plan:
             entity_events=200_000,
             entity_base=50_000,
             entity_events_per_entity=3,
+            isolate=True,
         )
 
     def describe(self) -> list[str]:
@@ -116,20 +122,38 @@ def run(plan: Plan, command: str, out: Path, already_s: float = 0.0) -> None:
     the command spent before this call (start-up, imports), counted in the wall time."""
     started = time.perf_counter() - already_s
     facts = machine_facts()
-    sections = []
+    isolate = plan.isolate and len(plan.sections) > 1
     with tempfile.TemporaryDirectory(prefix="auditwatch-bench-") as tmp:
-        bodies = section_bodies(plan, Path(tmp))
-        try:
-            for key in plan.sections:
-                title, columns, body = bodies[key]
-                print(f"[bench] {title} ...", file=sys.stderr)
-                settle_heap()
-                sections.append(run_section(Section(title, columns), body))
-        finally:
-            gc.unfreeze()
+        run_one = run_isolated if isolate else run_here
+        sections = [run_one(plan, key, Path(tmp)) for key in plan.sections]
     wall = time.perf_counter() - started
     out.write_text(render(facts, plan, command, wall, sections))
     print(f"[bench] wrote {out} in {wall:.0f} s", file=sys.stderr)
+
+
+def run_here(plan: Plan, key: str, work: Path) -> Section:
+    """Run one section in this process."""
+    title, columns, body = section_bodies(plan, work)[key]
+    print(f"[bench] {title} ...", file=sys.stderr)
+    settle_heap()
+    try:
+        return run_section(Section(title, columns), body)
+    finally:
+        gc.unfreeze()
+
+
+def run_isolated(plan: Plan, key: str, work: Path) -> Section:
+    """Run one section in a fresh process: what an earlier section left behind (the JVM
+    behind capymoa and its threads, peers' native heaps, cached streams) must not slow
+    the daemon timed in a later one. A crashed child becomes a row saying why."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            return pool.submit(run_here, plan, key, work).result()
+        except BrokenProcessPool as exc:
+            title, columns, _ = section_bodies(plan, work)[key]
+            section = Section(title, columns)
+            section.unavailable("(whole section)", exc)
+            return section
 
 
 def settle_heap() -> None:

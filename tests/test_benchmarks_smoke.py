@@ -215,6 +215,30 @@ def test_all_quick_writes_one_report_with_every_section(
     assert scaling[2] == "1,000" and number(scaling[3]) > 0 and number(scaling[5]) >= 0
 
 
+def test_full_run_times_each_section_in_a_fresh_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Full mode isolates sections (the JVM section a may start must not slow the daemon
+    timed later); the child's section comes back whole, rows and time included."""
+    import dataclasses
+
+    import benchmarks.entities
+    from benchmarks.suite import Plan, run_here, run_isolated
+
+    assert Plan.full().isolate and not Plan.quick().isolate
+    plan = dataclasses.replace(
+        Plan.quick(), entity_scales=(1_000,), entity_events=2_000, entity_base=1_000
+    )
+    real_columns = benchmarks.entities.COLUMNS
+    # a change to this process's state: seen in-process, not by a fresh interpreter
+    monkeypatch.setattr(benchmarks.entities, "COLUMNS", ("patched", *real_columns[1:]))
+    assert run_here(plan, "e", tmp_path / "here").columns[0] == "patched"
+    section = run_isolated(plan, "e", tmp_path / "child")
+    assert section.columns == real_columns
+    assert section.title == "e. Entity scaling" and section.seconds > 0
+    assert [r[0] for r in section.rows] == ["1,000"] and section.rows[0][2] == "1,000"
+
+
 def test_parse_ceiling_reports_decode_parse_and_score_rates(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
