@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 NAN = math.nan
 
@@ -48,4 +47,3 @@ class Event:
     entropy: float = NAN  # output distribution entropy, nats
     latency_ms: float = NAN
     input_vector: tuple[float, ...] | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)

@@ -17,7 +17,6 @@ from operator import attrgetter
 from typing import Any, NamedTuple, overload
 
 import numpy as np
-import orjson
 
 from detector.alerts import Origin
 from detector.errors import CheckpointError
@@ -58,6 +57,10 @@ class Origins(Sequence[Origin]):
             return Origins(self._topic, self._messages, self._index[i])
         msg = self._messages[self._index[i]]
         return Origin(self._topic, msg.partition, msg.offset)
+
+    def message(self, i: int) -> RawMessage:
+        """The whole message event ``i`` came from."""
+        return self._messages[self._index[i]]
 
     def take(self, rows: Sequence[int]) -> Origins:
         """The origins of the events at ``rows``."""
@@ -176,12 +179,17 @@ class Pipeline:
     def _reject_unrouted(
         self, topic: str, events: list[Event], origins: Origins, result: BatchResult
     ) -> None:
-        for ev, origin in zip(events, origins, strict=True):
-            fmt = ev.source_format
-            reason = Rejected("no_model", f"no model takes {fmt} on {topic}", b"")
-            raw = RawMessage(topic, origin.partition, origin.offset, _original_bytes(ev))
-            result.rejected.append((reason, raw))
-            self.metrics.parse_errors.labels(topic, "no_model").inc()
+        """Each event no model takes is counted; its original message is dead-lettered
+        once, however many of its events went unrouted (a CloudTrail file is one message
+        of many events), so a replay scores each event once."""
+        formats_of: defaultdict[RawMessage, Counter[str]] = defaultdict(Counter)
+        for i, ev in enumerate(events):
+            formats_of[origins.message(i)][ev.source_format] += 1
+        for msg, formats in formats_of.items():
+            what = ", ".join(f"{n} {fmt} event(s)" for fmt, n in formats.items())
+            reason = Rejected("no_model", f"no model on {topic} takes {what}"[:300], msg.value)
+            result.rejected.append((reason, msg))
+            self.metrics.parse_errors.labels(topic, "no_model").inc(formats.total())
 
     def model_for(self, topic: str, fmt: str) -> ModelSpec | None:
         for spec in self.specs:
@@ -248,7 +256,3 @@ def _by_partition(messages: Sequence[RawMessage]) -> dict[tuple[str, int], list[
     for key, msg in zip(keys, messages, strict=True):
         grouped[key].append(msg)
     return grouped
-
-
-def _original_bytes(ev: Event) -> bytes:
-    return orjson.dumps(ev.raw) if ev.raw else ev.event_id.encode()

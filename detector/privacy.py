@@ -31,11 +31,10 @@ class Pseudonymiser:
         return f"pn-{digest[:20]}"
 
     def apply(self, ev: Event) -> Event:
-        """Replace identities in place; the raw record is dropped (it holds them too)."""
+        """Replace identities in place."""
         ev.entity = self.token("entity", ev.entity)
         ev.user_name = self.token("user", ev.user_name) if ev.user_name else None
         ev.user_id = self.token("user", ev.user_id) if ev.user_id else None
         ev.source_ip = self.token("ip", ev.source_ip) if ev.source_ip else None
         ev.network = self.token("net", ev.network) if ev.network else None
-        ev.raw = {}
         return ev

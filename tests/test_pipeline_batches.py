@@ -73,3 +73,31 @@ def test_alerts_point_at_their_message_across_partitions() -> None:
         index = kafka["offset"] * 2 + kafka["partition"]
         text = orjson.dumps(orjson.loads(msgs[index]))
         assert doc["auditwatch"]["source_event"]["id"].encode() in text
+
+
+def test_unrouted_events_dead_letter_their_whole_message_once() -> None:
+    """With no CloudTrail model, a CloudTrail file (one message, three events) is
+    dead-lettered once with its original bytes, and counted as three events."""
+    record = {
+        "eventVersion": "1.08",
+        "eventTime": "2024-03-01T12:00:00Z",
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "GetObject",
+        "userIdentity": {"type": "IAMUser", "userName": "alice"},
+    }
+    ct_file = orjson.dumps({"Records": [dict(record, eventID=f"e{i}") for i in range(3)]})
+    ct_single = orjson.dumps(dict(record, eventID="e9"))
+    ecs = orjson.dumps({"@timestamp": "2024-03-01T12:00:00Z", "user.name": "bob"})
+    specs = [s for s in load_models(REPO / "models") if "cloudtrail" not in s.accepted_formats]
+    metrics = Metrics()
+    pipeline = Pipeline(specs, ParseOptions(), metrics, None, False)
+    msgs = [RawMessage("audit", 0, i, v) for i, v in enumerate([ct_file, ecs, ct_single])]
+    result = pipeline.process(msgs)
+    assert [(r.reason, m.offset, m.value, r.original) for r, m in result.rejected] == [
+        ("no_model", 0, ct_file, ct_file),
+        ("no_model", 2, ct_single, ct_single),
+    ]
+    assert "3 cloudtrail event(s)" in result.rejected[0][0].detail
+    assert result.events == 1 and result.scores[0][0] != "e0"
+    labels = {"stream": "audit", "reason": "no_model"}
+    assert metrics.registry.get_sample_value("auditwatch_parse_errors_total", labels) == 4

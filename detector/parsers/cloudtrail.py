@@ -211,7 +211,6 @@ def parse_cloudtrail(record: dict[str, Any], max_ts: float) -> Event:
         agent,
         event_source,
         resource_of(record, params),
-        raw=record,
     )
     if extra:
         event.bytes_out = opt_num(extra.get("bytesTransferredOut"), "bytesTransferredOut")

@@ -110,5 +110,5 @@ def parse_ecs(
     resource, bytes_out, bytes_in, rows = volumes(flat, options)
     return Event(
         timestamp, event_id, "ecs", *who, action, outcome, category, source_ip, network,
-        country, user_agent, service, resource, bytes_out, bytes_in, rows, raw=record,
+        country, user_agent, service, resource, bytes_out, bytes_in, rows,
     )  # fmt: skip

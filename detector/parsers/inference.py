@@ -113,5 +113,5 @@ def parse_inference(record: dict[str, Any], flat: dict[str, Any], max_ts: float)
         timestamp, event_id, "inference", entity, entity_type, "model:" + model, user_name,
         user_id, "inference:" + model, outcome, category, ip if network else None, network,
         None, user_agent, service, None, NAN, NAN, NAN,  # no country, resource, volumes
-        model, version, *measured, raw=record,
+        model, version, *measured,
     )  # fmt: skip
