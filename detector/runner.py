@@ -105,7 +105,7 @@ class ModelRunner:
     def process(
         self, events: list[Event], origins: Sequence[Origin | None], now: float | None = None
     ) -> RunnerResult:
-        keys = [stored_entity_key(key) for key in map(attrgetter(self.spec.entity_key), events)]
+        keys = stored_entity_keys(list(map(attrgetter(self.spec.entity_key), events)))
         X_all, contexts = self.featurizer.featurize(events, keys)
         X = X_all[:, self.columns]
         bursting = (
@@ -257,6 +257,14 @@ def bursting_rows(X_all: np.ndarray, kind: str) -> np.ndarray:
     """Rows whose entity's 5-minute rate is over BURST_RATE_RATIO x its usual rate."""
     column = FEATURE_NAMES[kind].index("rate_vs_baseline")
     return X_all[:, column] > math.log(BURST_RATE_RATIO)  # NaN: not bursting
+
+
+def stored_entity_keys(keys: list[str | None]) -> list[str]:
+    """``stored_entity_key`` of each; the usual batch (every key short and present) is
+    checked in two C-level passes and returned as it is."""
+    if all(keys) and max(map(len, keys), default=0) <= MAX_KEY_CHARS:  # type: ignore[arg-type]
+        return keys  # type: ignore[return-value]
+    return [stored_entity_key(key) for key in keys]
 
 
 def stored_entity_key(key: str | None) -> str:

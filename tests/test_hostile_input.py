@@ -403,9 +403,12 @@ def test_oversized_message_from_the_broker_is_dead_lettered_and_the_daemon_goes_
 
 def test_huge_entity_keys_are_stored_as_hashes_and_stay_distinct() -> None:
     """A flood of 1 MB user names must not cost 1 MB per tracked entity."""
-    from detector.runner import MAX_KEY_CHARS, stored_entity_key
+    from detector.runner import MAX_KEY_CHARS, stored_entity_key, stored_entity_keys
 
     long_a, long_b = "a" * 1_000_000, "a" * 999_999 + "b"
     assert len(stored_entity_key(long_a)) < MAX_KEY_CHARS
     assert stored_entity_key(long_a) != stored_entity_key(long_b)
     assert stored_entity_key("alice") == "alice" and stored_entity_key(None) == "(unknown)"
+    # the batch form: one long or missing key anywhere means every key is checked
+    for batch in (["alice", long_a, "bob"], ["alice", None, ""], ["alice", "bob"], []):
+        assert stored_entity_keys(list(batch)) == [stored_entity_key(k) for k in batch]

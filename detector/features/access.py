@@ -256,9 +256,9 @@ class AccessFeaturizer:
         keys = np.empty((n, 5), np.uint32)
         for k, (kind, field) in enumerate(zip(_MEMOS, NOVELTY_FIELDS, strict=True)):
             keys[:, k] = _key_hashes(kind, list(map(attrgetter(field), events)))
-        ts = np.fromiter((ev.timestamp for ev in events), np.float64, n)
-        bytes_out = np.fromiter((ev.bytes_out for ev in events), np.float64, n)
-        rows = np.fromiter((ev.rows for ev in events), np.float64, n)
+        ts = np.fromiter(map(attrgetter("timestamp"), events), np.float64, n)
+        bytes_out = np.fromiter(map(attrgetter("bytes_out"), events), np.float64, n)
+        rows = np.fromiter(map(attrgetter("rows"), events), np.float64, n)
         failed = np.fromiter((ev.outcome == "failure" for ev in events), np.bool_, n)
         hows = ((ts + WEEK_START_OFFSET_S) // 3600).astype(np.int64) % 168
         return self._peer_slots(events), keys, ts, bytes_out, rows, failed, hows
