@@ -27,7 +27,7 @@ READ_BUFFER = 1 << 16  # 64 KiB: line iteration 0.65 -> 0.38 us per CloudTrail l
 
 
 def _open(path: Path) -> io.BufferedIOBase:
-    handle = path.open("rb", buffering=READ_BUFFER)
+    handle = io.BufferedReader(io.FileIO(path, "rb"), READ_BUFFER)
     if handle.read(2) == GZIP_MAGIC:
         handle.close()
         return gzip.open(path, "rb")
