@@ -200,6 +200,7 @@ def test_all_quick_writes_one_report_with_every_section(
     pipeline = section_rows(text, "b.")
     score = next(c for k, c in pipeline.items() if k.startswith("`auditwatch score`"))
     assert number(score[1]) == 3000 and number(score[2]) > 0
+    assert score[-1].startswith("median of 3 runs (range ")
     daemon = pipeline["daemon via Kafka (kafka-python)"]
     assert number(daemon[1]) == 3000 and number(daemon[2]) > 0 and number(daemon[3]) > 0
 
