@@ -214,6 +214,10 @@ def test_all_quick_writes_one_report_with_every_section(
 
     scaling = section_rows(text, "e.")["1,000"]  # every entity tracked, cost and memory shown
     assert scaling[2] == "1,000" and number(scaling[3]) > 0 and number(scaling[5]) >= 0
+    from detector.features.access_kernel import ProfileTable
+
+    row = ProfileTable(64).nbytes_per_row()  # the shipped max_keys_per_entity
+    assert number(scaling[7]) >= 1_000 * row / 2**20  # the tables hold every entity's row
 
 
 def test_full_run_times_each_section_in_a_fresh_process(
