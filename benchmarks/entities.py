@@ -49,13 +49,6 @@ def replayed_events(n_entities: int, n_events: int, base: int) -> list[Any]:
     return out
 
 
-def table_bytes(featurizer: Any) -> int:
-    """Bytes of the access featurizer's numpy tables at their current capacity."""
-    arrays = [*featurizer.ent.arrays(), *featurizer.peer.arrays()]
-    arrays += [featurizer.peer_rates, featurizer.sketch, featurizer.sketch_totals]
-    return sum(a.nbytes for a in arrays)
-
-
 def run_scale(n_entities: int, n_events: int, base: int) -> dict[str, float]:
     """One scale, in this process: seconds, features seconds, RSS delta, entities."""
     from benchmarks.generated import model_for
@@ -90,7 +83,7 @@ def run_scale(n_entities: int, n_events: int, base: int) -> dict[str, float]:
         "features_s": feat_s[0],
         "rss_mib": (rss_kib() - before) / 1024,
         "rss_peak_mib": (rss_peak_kib() - before) / 1024,
-        "state_mib": table_bytes(runner.featurizer) / 2**20,
+        "state_mib": runner.featurizer.table_bytes() / 2**20,
         "tracked": runner.entities_tracked(),
         "evicted": runner.featurizer.evicted,
         "alerts": alerts,

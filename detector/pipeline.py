@@ -55,7 +55,7 @@ class Origins(Sequence[Origin]):
     def __getitem__(self, i: int | slice) -> Origin | Origins:
         if isinstance(i, slice):
             return Origins(self._topic, self._messages, self._index[i])
-        msg = self._messages[self._index[i]]
+        msg = self.message(i)
         return Origin(self._topic, msg.partition, msg.offset)
 
     def message(self, i: int) -> RawMessage:

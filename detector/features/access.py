@@ -185,6 +185,11 @@ class AccessFeaturizer:
     def entities_tracked(self) -> int:
         return len(self.slots)
 
+    def table_bytes(self) -> int:
+        """Bytes of the numpy tables at their current capacity (the slot dict excluded)."""
+        arrays = [*self.ent.arrays(), *self.peer.arrays()]
+        return sum(a.nbytes for a in [*arrays, self.peer_rates, self.sketch, self.sketch_totals])
+
     def featurize(
         self, events: Sequence[Event], entity_keys: Sequence[str]
     ) -> tuple[np.ndarray, AccessContexts]:

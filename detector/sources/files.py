@@ -21,8 +21,6 @@ import orjson
 from detector.errors import SourceError
 
 GZIP_MAGIC = b"\x1f\x8b"
-
-
 READ_BUFFER = 1 << 16  # 64 KiB: line iteration 0.65 -> 0.38 us per CloudTrail line vs 8 KiB
 
 
