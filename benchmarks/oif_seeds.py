@@ -12,7 +12,13 @@ model's ``[detector] params`` and, as the daemon runs it, its ``alerts.max_learn
     python -m benchmarks.oif_seeds [--seeds 0 1 2 3] [--streams http smtp cover shuttle]
     python -m benchmarks.oif_seeds --streams auditwatch_ecs auditwatch_audit --gated-only
 
-``--max-events N`` caps each stream (a generated one is generated shorter).
+``--max-events N`` caps each stream (a generated one is generated shorter); ``--param
+NAME=VALUE`` overrides a detector parameter (repeatable).
+``--generator-seed N`` generates held-out traffic (the benchmarks use seed 0), and ``--loda``
+adds PySAD's LODA per event over the same seeds, the peer that leads on generated CloudTrail::
+
+    python -m benchmarks.oif_seeds --streams auditwatch_audit --gated-only --loda \\
+        --generator-seed 1
 """
 
 from __future__ import annotations
@@ -53,6 +59,42 @@ def stream_auc(
     return float(roc_auc_score(y, scores))
 
 
+def loda_auc(X: np.ndarray, y: np.ndarray, seed: int) -> float:
+    """PySAD LODA's ROC AUC, scored and learned per event as in the benchmark table."""
+    from benchmarks.peers import _pysad
+
+    adapter = _pysad("loda")(X.shape[1], seed)
+    return float(roc_auc_score(y, [adapter.process_one(x) for x in X]))
+
+
+def _row(name: str, shown: str, mode: str, aucs: list[float]) -> str:
+    per_seed = " ".join(f"{a:.3f}" for a in aucs)
+    return (
+        f"| {name} | {shown} | {mode} | {np.mean(aucs):.3f} | {min(aucs):.3f}"
+        f" | {max(aucs):.3f} | {per_seed} |"
+    )
+
+
+def detector_param(text: str) -> tuple[str, int | float | bool]:
+    """``NAME=VALUE`` -> (name, int, float or bool value), for ``--param``.
+
+    >>> detector_param("max_leaf_samples=8"), detector_param("redraw_dead_splits=true")
+    (('max_leaf_samples', 8), ('redraw_dead_splits', True))
+    """
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    if value.lower() in ("true", "false"):
+        return name, value.lower() == "true"
+    try:
+        return name, int(value)
+    except ValueError:
+        try:
+            return name, float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}: {value!r} is not a number") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.oif_seeds")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
@@ -63,7 +105,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-events", type=int, default=None, help="cap each stream (default: the whole stream)"
     )
+    parser.add_argument(
+        "--generator-seed",
+        type=int,
+        default=0,
+        help="detector.synth seed of generated streams (0, the default, is the benchmarks')",
+    )
+    parser.add_argument("--loda", action="store_true", help="also PySAD LODA per event, same seeds")
+    parser.add_argument(
+        "--param",
+        type=detector_param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a detector parameter (repeatable), e.g. max_leaf_samples=8",
+    )
     args = parser.parse_args(argv)
+    generated = {"auditwatch_audit", "auditwatch_ecs", "auditwatch_inference"}
+    if args.generator_seed and not set(args.streams) <= generated:
+        parser.error("--generator-seed applies to the generated streams (auditwatch_*) only")
     facts = machine_facts()
     print(
         f"online_iforest, seeds {args.seeds}; {facts['CPU']}, {facts['date (UTC)']}, "
@@ -72,9 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     print("| stream | params | mode | mean AUC | min | max | per seed |")
     print("|---|---|---|---|---|---|---|")
     modes = ((True, "as the daemon runs it"), (False, "every row learned"))
+    sources = []
     for name in args.streams:
-        stream = build_stream(name, args.max_events)
-        params = dict(stream.detector_params)
+        stream = build_stream(name, args.max_events, generator_seed=args.generator_seed)
+        sources.append(f"- {name}: {stream.source}")
+        params = dict(stream.detector_params) | dict(args.param)
         shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "defaults"
         who = None
         if stream.entities is not None and stream.bursting is not None:
@@ -86,13 +148,12 @@ def main(argv: list[str] | None = None) -> int:
             aucs = [
                 stream_auc(stream.X, stream.y, seed, gated, params, who, cap) for seed in args.seeds
             ]
-            per_seed = " ".join(f"{a:.3f}" for a in aucs)
-            print(
-                f"| {name} | {shown} | {mode} | {np.mean(aucs):.3f} | {min(aucs):.3f}"
-                f" | {max(aucs):.3f} | {per_seed} |",
-                flush=True,
-            )
+            print(_row(name, shown, mode, aucs), flush=True)
             print(f"[seeds] {name} {mode}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        if args.loda:
+            aucs = [loda_auc(stream.X, stream.y, seed) for seed in args.seeds]
+            print(_row(name, "pysad LODA, defaults", "per event", aucs), flush=True)
+    print("\n" + "\n".join(sources))
     return 0
 
 

@@ -129,19 +129,25 @@ def drifting_stream(
 
 
 def auditwatch_generated_stream(
-    max_events: int | None = None, topic: str = "cloudtrail", strided: bool = False
+    max_events: int | None = None,
+    topic: str = "cloudtrail",
+    strided: bool = False,
+    generator_seed: int = 0,
 ) -> Stream:
     """auditwatch's generated audit stream (``detector.synth``) through the daemon's parser
     and the model's own featurizer; labels are the injected attack events.
 
     ``topic`` picks the model: ``cloudtrail`` (the CloudTrail access model, default),
     ``ecs`` or ``inference``. A capped stream is generated shorter and keeps every k-th
-    row (``strided``) or its last ``max_events`` rows, where the attacks are.
+    row (``strided``) or its last ``max_events`` rows, where the attacks are. The
+    benchmarks use ``generator_seed`` 0; other seeds give held-out traffic of the same kind.
     """
     try:
         from benchmarks.generated import model_for, topic_matrix
 
-        X, y, (entities, bursting), source = topic_matrix(topic, max_events, strided)
+        X, y, (entities, bursting), source = topic_matrix(
+            topic, max_events, strided, generator_seed
+        )
         spec = model_for(topic)
         detector = spec.detector  # the shipped model's parameters, where they apply
         params = (
@@ -164,11 +170,11 @@ STREAMS: dict[str, Callable[[], Stream]] = {
     "auditwatch_ecs": lambda: auditwatch_generated_stream(topic="ecs"),
     "auditwatch_inference": lambda: auditwatch_generated_stream(topic="inference"),
 }
-# Streams whose builder takes the event cap (generated to size, not cut).
-SIZED_STREAMS: dict[str, Callable[[int | None, bool], Stream]] = {
-    "auditwatch_audit": lambda n, k: auditwatch_generated_stream(n, "cloudtrail", k),
-    "auditwatch_ecs": lambda n, k: auditwatch_generated_stream(n, "ecs", k),
-    "auditwatch_inference": lambda n, k: auditwatch_generated_stream(n, "inference", k),
+# Streams whose builder takes the event cap (generated to size, not cut), by topic.
+GENERATED_TOPICS = {
+    "auditwatch_audit": "cloudtrail",
+    "auditwatch_ecs": "ecs",
+    "auditwatch_inference": "inference",
 }
 DEFAULT_STREAMS = (
     "http",
@@ -182,11 +188,17 @@ DEFAULT_STREAMS = (
 )
 
 
-def build_stream(name: str, max_events: int | None, strided: bool = False) -> Stream:
+def build_stream(
+    name: str, max_events: int | None, strided: bool = False, generator_seed: int = 0
+) -> Stream:
     """Stream ``name`` capped at ``max_events`` rows (its prefix, or with ``strided`` every
-    k-th row); generated streams are built to size instead. Raises StreamUnavailable."""
-    sized = SIZED_STREAMS.get(name)
-    if sized is not None:
-        return sized(max_events, strided).head(max_events)
+    k-th row); generated streams are built to size instead, from ``detector.synth`` with
+    ``generator_seed``. Raises StreamUnavailable."""
+    topic = GENERATED_TOPICS.get(name)
+    if topic is not None:
+        stream = auditwatch_generated_stream(max_events, topic, strided, generator_seed)
+        return stream.head(max_events)
+    if generator_seed:
+        raise StreamUnavailable(f"{name} is a fixed data set: it has no generator seed")
     stream = STREAMS[name]()
     return stream.strided(max_events) if strided else stream.head(max_events)

@@ -283,6 +283,52 @@ def test_oif_seeds_runs_generated_streams_with_their_models_params(
     assert float(rows[0][3]) == pytest.approx(np.mean(aucs), abs=1e-3)
 
 
+def test_oif_seeds_compares_with_loda_on_held_out_generated_traffic(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from benchmarks import oif_seeds
+
+    argv = ["--streams", "auditwatch_audit", "--seeds", "0", "--gated-only", "--loda"]
+    argv += ["--max-events", "3000", "--generator-seed", "1", "--param", "n_trees=16"]
+    assert oif_seeds.main(argv) == 0
+    out = capsys.readouterr().out
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in out.splitlines()
+        if line.startswith("| auditwatch_audit")
+    ]
+    assert [r[2] for r in rows] == ["as the daemon runs it", "per event"]
+    assert rows[0][1] == "learn_gate=0, n_trees=16"  # the model's params, then the override
+    assert rows[1][1] == "pysad LODA, defaults"
+    assert 0.5 < float(rows[0][3]) <= 1.0
+    assert 0.0 <= float(rows[1][3]) <= 1.0  # LODA on a 3,000-row cold start can be below 0.5
+    assert "- auditwatch_audit: detector.synth seed=1," in out  # held-out traffic, not seed 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--streams", "http", "--generator-seed", "1"],  # a fixed data set has no generator
+        ["--param", "max_leaf_samples"],  # no value
+        ["--param", "max_leaf_samples=eight"],
+    ],
+)
+def test_oif_seeds_refuses_bad_arguments(argv: list[str]) -> None:
+    from benchmarks import oif_seeds
+
+    with pytest.raises(SystemExit) as exc:
+        oif_seeds.main(argv)
+    assert exc.value.code == 2
+
+
+def test_oif_seeds_doctests() -> None:
+    import doctest
+
+    from benchmarks import oif_seeds
+
+    assert doctest.testmod(oif_seeds).failed == 0
+
+
 def test_stratus_reports_alerts_and_auc_after_the_warm_up(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
