@@ -59,12 +59,25 @@ def stream_auc(
     return float(roc_auc_score(y, scores))
 
 
+LODA = "pysad LODA, defaults"
+
+
 def loda_auc(X: np.ndarray, y: np.ndarray, seed: int) -> float:
-    """PySAD LODA's ROC AUC, scored and learned per event as in the benchmark table."""
+    """PySAD LODA's ROC AUC, scored and learned per event as in the benchmark table;
+    ImportError without PySAD (``pip install -r benchmarks/requirements.txt``)."""
     from benchmarks.peers import _pysad
 
     adapter = _pysad("loda")(X.shape[1], seed)
     return float(roc_auc_score(y, [adapter.process_one(x) for x in X]))
+
+
+def _loda_row(name: str, X: np.ndarray, y: np.ndarray, seeds: list[int]) -> str:
+    try:
+        aucs = [loda_auc(X, y, seed) for seed in seeds]
+    except ImportError as exc:  # as in the benchmark table: a row that says why
+        why = f"unavailable: {exc} (pip install -r benchmarks/requirements.txt)"
+        return f"| {name} | {LODA} | per event | {why} | — | — | — |"
+    return _row(name, LODA, "per event", aucs)
 
 
 def _row(name: str, shown: str, mode: str, aucs: list[float]) -> str:
@@ -151,8 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             print(_row(name, shown, mode, aucs), flush=True)
             print(f"[seeds] {name} {mode}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
         if args.loda:
-            aucs = [loda_auc(stream.X, stream.y, seed) for seed in args.seeds]
-            print(_row(name, "pysad LODA, defaults", "per event", aucs), flush=True)
+            print(_loda_row(name, stream.X, stream.y, args.seeds), flush=True)
     print("\n" + "\n".join(sources))
     return 0
 
