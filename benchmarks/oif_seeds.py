@@ -15,7 +15,10 @@ model's ``[detector] params`` and, as the daemon runs it, its ``alerts.max_learn
 ``--max-events N`` caps each stream (a generated one is generated shorter); ``--param
 NAME=VALUE`` overrides a detector parameter (repeatable).
 ``--generator-seed N`` generates held-out traffic (the benchmarks use seed 0), and ``--loda``
-adds PySAD's LODA per event over the same seeds, the peer that leads on generated CloudTrail::
+adds PySAD's LODA per event over the same seeds, the peer that leads on generated CloudTrail.
+``--fuse`` (implies ``--loda``) also scores the severities: the forest's as the daemon
+reports them (0 during warm-up, then the streaming calibrator), LODA's through the same
+calibration, and their mean::
 
     python -m benchmarks.oif_seeds --streams auditwatch_audit --gated-only --loda \\
         --generator-seed 1
@@ -33,51 +36,86 @@ from sklearn.metrics import roc_auc_score
 
 from benchmarks.measure import machine_facts
 from benchmarks.peers import Ours
-from benchmarks.streams import ODDS_FILES, build_stream
+from benchmarks.streams import ODDS_FILES, Stream, build_stream
+from detector.modeldefs import AlertSpec, DetectorSpec
+from detector.scoring.calibration import Calibrator
 
 BLOCK = 256
 
 
-def stream_auc(
+def stream_scores(
     X: np.ndarray,
-    y: np.ndarray,
     seed: int,
     gated: bool,
     params: dict[str, Any] | None = None,
     entities: tuple[np.ndarray, np.ndarray] | None = None,
     max_learned_per_entity: int = 0,
-) -> float:
-    """Prequential ROC AUC: score each block of 256, then learn from it (at most
+) -> np.ndarray:
+    """Prequential raw scores: score each block of 256, then learn from it (at most
     ``max_learned_per_entity`` rows of a bursting entity per block when ``entities``, the
     rows' (entity codes, bursting flags), are given)."""
     adapter = Ours("online_iforest", X.shape[1], seed, gated, params)
     if entities is not None and max_learned_per_entity and gated:
         adapter.limit_learning_per_entity(*entities, max_learned_per_entity)
-    scores = np.concatenate(
+    return np.concatenate(
         [adapter.process_block(X[i : i + BLOCK]) for i in range(0, len(X), BLOCK)]
     )
-    return float(roc_auc_score(y, scores))
+
+
+def daemon_severity(raw: np.ndarray) -> np.ndarray:
+    """Severities of a stream of raw scores as ``ModelRunner`` reports them with default
+    settings: 0 during the warm-up and until the calibrator is ready, each block scored
+    before the calibrator learns it."""
+    warmup, alerts = DetectorSpec().warmup_events, AlertSpec()
+    cal = Calibrator(alerts.calibration_window, 4 * BLOCK, 2 * BLOCK)
+    out = np.zeros(len(raw))
+    for lo in range(0, len(raw), BLOCK):
+        if lo >= warmup:
+            block = raw[lo : lo + BLOCK]
+            if cal.ready:
+                out[lo : lo + BLOCK] = cal.severity(block)
+            cal.update(block)
+    return out
 
 
 LODA = "pysad LODA, defaults"
 
 
-def loda_auc(X: np.ndarray, y: np.ndarray, seed: int) -> float:
-    """PySAD LODA's ROC AUC, scored and learned per event as in the benchmark table;
+def loda_scores(X: np.ndarray, seed: int) -> np.ndarray:
+    """PySAD LODA's scores, scored and learned per event as in the benchmark table;
     ImportError without PySAD (``pip install -r benchmarks/requirements.txt``)."""
     from benchmarks.peers import _pysad
 
     adapter = _pysad("loda")(X.shape[1], seed)
-    return float(roc_auc_score(y, [adapter.process_one(x) for x in X]))
+    return np.array([adapter.process_one(x) for x in X], dtype=np.float64)
 
 
-def _loda_row(name: str, X: np.ndarray, y: np.ndarray, seeds: list[int]) -> str:
+def _auc(y: np.ndarray, scores: list[np.ndarray]) -> list[float]:
+    return [float(roc_auc_score(y, s)) for s in scores]
+
+
+def _loda_rows(
+    name: str, stream: Stream, seeds: list[int], forest: list[np.ndarray], fuse: bool
+) -> list[str]:
+    """LODA's row and, with ``fuse``, the severity rows (``forest``: its raw scores per seed)."""
     try:
-        aucs = [loda_auc(X, y, seed) for seed in seeds]
+        loda = [loda_scores(stream.X, seed) for seed in seeds]
     except ImportError as exc:  # as in the benchmark table: a row that says why
         why = f"unavailable: {exc} (pip install -r benchmarks/requirements.txt)"
-        return f"| {name} | {LODA} | per event | {why} | — | — | — |"
-    return _row(name, LODA, "per event", aucs)
+        return [f"| {name} | {LODA} | per event | {why} | — | — | — |"]
+    rows = [_row(name, LODA, "per event", _auc(stream.y, loda))]
+    if fuse:
+        ours = [daemon_severity(raw) for raw in forest]
+        theirs = [daemon_severity(raw) for raw in loda]
+        mean = [(a + b) / 2 for a, b in zip(ours, theirs, strict=True)]
+        rows += [
+            _row(
+                name, "online_iforest", "severity, as the daemon reports it", _auc(stream.y, ours)
+            ),
+            _row(name, LODA, "severity, the same calibration", _auc(stream.y, theirs)),
+            _row(name, "both", "mean of the two severities", _auc(stream.y, mean)),
+        ]
+    return rows
 
 
 def _row(name: str, shown: str, mode: str, aucs: list[float]) -> str:
@@ -126,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--loda", action="store_true", help="also PySAD LODA per event, same seeds")
     parser.add_argument(
+        "--fuse", action="store_true", help="--loda, plus calibrated severities and their mean"
+    )
+    parser.add_argument(
         "--param",
         type=detector_param,
         action="append",
@@ -156,15 +197,15 @@ def main(argv: list[str] | None = None) -> int:
             who = (stream.entities, stream.bursting)
         cap = stream.max_learned_per_entity if who is not None else 0
         shown += f"; max_learned_per_entity={cap}" if cap else ""
+        forest: list[np.ndarray] = []  # raw scores per seed, as the daemon runs it
         for gated, mode in modes[:1] if args.gated_only else modes:
             start = time.perf_counter()
-            aucs = [
-                stream_auc(stream.X, stream.y, seed, gated, params, who, cap) for seed in args.seeds
-            ]
-            print(_row(name, shown, mode, aucs), flush=True)
+            scores = [stream_scores(stream.X, seed, gated, params, who, cap) for seed in args.seeds]
+            forest = scores if gated else forest
+            print(_row(name, shown, mode, _auc(stream.y, scores)), flush=True)
             print(f"[seeds] {name} {mode}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
-        if args.loda:
-            print(_loda_row(name, stream.X, stream.y, args.seeds), flush=True)
+        if args.loda or args.fuse:
+            print("\n".join(_loda_rows(name, stream, args.seeds, forest, args.fuse)), flush=True)
     print("\n" + "\n".join(sources))
     return 0
 

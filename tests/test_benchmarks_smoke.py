@@ -302,29 +302,53 @@ def test_oif_seeds_compares_with_loda_on_held_out_generated_traffic(
     from benchmarks import oif_seeds
     from benchmarks.streams import build_stream
 
-    def row_norm_auc(X: np.ndarray, y: np.ndarray) -> float:
-        return float(roc_auc_score(y, np.linalg.norm(np.nan_to_num(X), axis=1)))
+    def row_norm(X: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(np.nan_to_num(X), axis=1)
 
     seeds_seen: list[int] = []
 
-    def stand_in(X: np.ndarray, y: np.ndarray, seed: int) -> float:
+    def stand_in(X: np.ndarray, seed: int) -> np.ndarray:
         seeds_seen.append(seed)
-        return row_norm_auc(X, y)
+        return row_norm(X)
 
-    monkeypatch.setattr(oif_seeds, "loda_auc", stand_in)
-    argv = ["--streams", "auditwatch_audit", "--seeds", "0", "1", "--gated-only", "--loda"]
+    monkeypatch.setattr(oif_seeds, "loda_scores", stand_in)
+    argv = ["--streams", "auditwatch_audit", "--seeds", "0", "1", "--gated-only", "--fuse"]
     argv += ["--max-events", "3000", "--generator-seed", "1", "--param", "n_trees=16"]
     assert oif_seeds.main(argv) == 0
     out = capsys.readouterr().out
     rows = _oif_seeds_rows(out, "auditwatch_audit")
-    assert [r[2] for r in rows] == ["as the daemon runs it", "per event"]
+    assert [r[2] for r in rows] == [
+        "as the daemon runs it",
+        "per event",
+        "severity, as the daemon reports it",
+        "severity, the same calibration",
+        "mean of the two severities",
+    ]
     assert rows[0][1] == "learn_gate=0, n_trees=16"  # the model's params, then the override
-    assert rows[1][1] == oif_seeds.LODA
+    assert rows[1][1] == rows[3][1] == oif_seeds.LODA
     assert 0.5 < float(rows[0][3]) <= 1.0
+    # 3,000 rows: the warm-up's zero severities cover many attack rows, so no floor here
+    assert all(0.0 <= float(r[3]) <= 1.0 for r in rows[1:])
     assert seeds_seen == [0, 1]
     held_out = build_stream("auditwatch_audit", 3000, generator_seed=1)
-    assert float(rows[1][3]) == pytest.approx(row_norm_auc(held_out.X, held_out.y), abs=1e-3)
+    norms = row_norm(held_out.X)
+    assert float(rows[1][3]) == pytest.approx(roc_auc_score(held_out.y, norms), abs=1e-3)
+    calibrated = oif_seeds.daemon_severity(norms)
+    assert float(rows[3][3]) == pytest.approx(roc_auc_score(held_out.y, calibrated), abs=1e-3)
     assert "- auditwatch_audit: detector.synth seed=1," in out  # held-out traffic, not seed 0
+
+
+def test_daemon_severity_is_zero_through_warm_up_then_ranks_like_the_scores() -> None:
+    from benchmarks import oif_seeds
+    from detector.modeldefs import DetectorSpec
+
+    warmup = DetectorSpec().warmup_events
+    raw = np.random.default_rng(0).random(warmup + 4 * 256 + 256)
+    raw[-1] = 10.0  # far beyond anything seen
+    severity = oif_seeds.daemon_severity(raw)
+    assert not severity[: warmup + 2 * 256].any()  # warm-up, then the calibrator fills up
+    assert severity[-1] == severity.max() > 60  # beyond 1 in 1,000
+    assert ((severity >= 0) & (severity <= 100)).all()
 
 
 def test_oif_seeds_says_why_without_pysad(
