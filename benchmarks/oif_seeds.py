@@ -36,9 +36,9 @@ from sklearn.metrics import roc_auc_score
 
 from benchmarks.measure import machine_facts
 from benchmarks.peers import Ours
-from benchmarks.streams import ODDS_FILES, Stream, build_stream
+from benchmarks.streams import GENERATED_TOPICS, ODDS_FILES, Stream, build_stream
 from detector.modeldefs import AlertSpec, DetectorSpec
-from detector.scoring.calibration import Calibrator
+from detector.runner import block_calibrator
 
 BLOCK = 256
 
@@ -66,15 +66,14 @@ def daemon_severity(raw: np.ndarray) -> np.ndarray:
     """Severities of a stream of raw scores as ``ModelRunner`` reports them with default
     settings: 0 during the warm-up and until the calibrator is ready, each block scored
     before the calibrator learns it."""
-    warmup, alerts = DetectorSpec().warmup_events, AlertSpec()
-    cal = Calibrator(alerts.calibration_window, 4 * BLOCK, 2 * BLOCK)
+    det = DetectorSpec()
+    cal = block_calibrator(AlertSpec().calibration_window, det.block_size)
     out = np.zeros(len(raw))
-    for lo in range(0, len(raw), BLOCK):
-        if lo >= warmup:
-            block = raw[lo : lo + BLOCK]
-            if cal.ready:
-                out[lo : lo + BLOCK] = cal.severity(block)
-            cal.update(block)
+    for lo in range(det.warmup_events, len(raw), det.block_size):
+        block = raw[lo : lo + det.block_size]
+        if cal.ready:
+            out[lo : lo + det.block_size] = cal.severity(block)
+        cal.update(block)
     return out
 
 
@@ -175,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         help="override a detector parameter (repeatable), e.g. max_leaf_samples=8",
     )
     args = parser.parse_args(argv)
-    generated = {"auditwatch_audit", "auditwatch_ecs", "auditwatch_inference"}
-    if args.generator_seed and not set(args.streams) <= generated:
+    if args.generator_seed and not set(args.streams) <= GENERATED_TOPICS.keys():
         parser.error("--generator-seed applies to the generated streams (auditwatch_*) only")
     facts = machine_facts()
     print(

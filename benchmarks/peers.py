@@ -96,13 +96,13 @@ class Ours(Adapter):
         params: dict[str, Any] | None = None,
     ) -> None:
         from detector.modeldefs import AlertSpec, DetectorSpec
-        from detector.scoring.calibration import Calibrator
+        from detector.runner import block_calibrator
         from detector.scoring.registry import make_detector
 
         det, alerts = DetectorSpec(), AlertSpec()
         self.det = make_detector(algorithm, d, params or {}, seed)
         self.block, self.warmup, self.gated = det.block_size, det.warmup_events, gated
-        self.cal = Calibrator(alerts.calibration_window, 4 * self.block, 2 * self.block)
+        self.cal = block_calibrator(alerts.calibration_window, self.block)
         budget = self.cal.threshold_for_budget(alerts.budget_per_10k)
         self.learn_below = min(budget, alerts.learn_below_severity)
         self.seen = 0

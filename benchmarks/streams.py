@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -160,22 +161,21 @@ def auditwatch_generated_stream(
     return Stream(name, X, y, source, params, entities, bursting, cap)
 
 
+# Generated streams, by the topic whose model they feed; built to size, not cut.
+GENERATED_TOPICS = {
+    "auditwatch_audit": "cloudtrail",
+    "auditwatch_ecs": "ecs",
+    "auditwatch_inference": "inference",
+}
 STREAMS: dict[str, Callable[[], Stream]] = {
     "http": lambda: load_odds("http"),
     "smtp": lambda: load_odds("smtp"),
     "cover": lambda: load_odds("cover"),
     "shuttle": lambda: load_odds("shuttle"),
     "drift": drifting_stream,
-    "auditwatch_audit": auditwatch_generated_stream,
-    "auditwatch_ecs": lambda: auditwatch_generated_stream(topic="ecs"),
-    "auditwatch_inference": lambda: auditwatch_generated_stream(topic="inference"),
-}
-# Streams whose builder takes the event cap (generated to size, not cut), by topic.
-GENERATED_TOPICS = {
-    "auditwatch_audit": "cloudtrail",
-    "auditwatch_ecs": "ecs",
-    "auditwatch_inference": "inference",
-}
+    **{name: partial(auditwatch_generated_stream, topic=topic)
+       for name, topic in GENERATED_TOPICS.items()},
+}  # fmt: skip
 DEFAULT_STREAMS = (
     "http",
     "smtp",

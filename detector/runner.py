@@ -82,11 +82,7 @@ class ModelRunner:
         det = spec.detector
         self.detector = make_detector(det.algorithm, len(self.names), dict(det.params), det.seed)
         self.block = det.block_size
-        self.calibrator = Calibrator(
-            window=spec.alerts.calibration_window,
-            refresh_every=4 * det.block_size,
-            min_samples=2 * det.block_size,
-        )
+        self.calibrator = block_calibrator(spec.alerts.calibration_window, det.block_size)
         self.threshold = self.calibrator.threshold_for_budget(spec.alerts.budget_per_10k)
         self.learn_below = spec.alerts.learn_below_severity
         self.max_learned = spec.alerts.max_learned_per_entity
@@ -234,6 +230,11 @@ class ModelRunner:
 
     def entities_tracked(self) -> int:
         return self.featurizer.entities_tracked()
+
+
+def block_calibrator(window: int, block: int) -> Calibrator:
+    """The runner's calibrator: ready after two blocks, its reference rebuilt every four."""
+    return Calibrator(window=window, refresh_every=4 * block, min_samples=2 * block)
 
 
 def limit_per_entity(
