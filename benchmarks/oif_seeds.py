@@ -13,7 +13,8 @@ model's ``[detector] params`` and, as the daemon runs it, its ``alerts.max_learn
     python -m benchmarks.oif_seeds --streams auditwatch_ecs auditwatch_audit --gated-only
 
 ``--max-events N`` caps each stream (a generated one is generated shorter); ``--param
-NAME=VALUE`` overrides a detector parameter (repeatable).
+NAME=VALUE`` overrides a detector parameter (repeatable); ``--algorithm NAME`` runs another
+of our detectors (``loda``, ...) with its defaults and the ``--param`` overrides.
 ``--generator-seed N`` generates held-out traffic (the benchmarks use seed 0), and ``--loda``
 adds PySAD's LODA per event over the same seeds, the peer that leads on generated CloudTrail.
 ``--fuse`` (implies ``--loda``) also scores the severities: the forest's as the daemon
@@ -34,11 +35,13 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from benchmarks.detectors_bench import ALERT_BUDGET_PER_10K, recall_at_budget
 from benchmarks.measure import machine_facts
 from benchmarks.peers import Ours
 from benchmarks.streams import GENERATED_TOPICS, ODDS_FILES, Stream, build_stream
 from detector.modeldefs import AlertSpec, DetectorSpec
 from detector.runner import block_calibrator
+from detector.scoring.registry import DETECTORS
 
 BLOCK = 256
 
@@ -50,11 +53,12 @@ def stream_scores(
     params: dict[str, Any] | None = None,
     entities: tuple[np.ndarray, np.ndarray] | None = None,
     max_learned_per_entity: int = 0,
+    algorithm: str = "online_iforest",
 ) -> np.ndarray:
     """Prequential raw scores: score each block of 256, then learn from it (at most
     ``max_learned_per_entity`` rows of a bursting entity per block when ``entities``, the
     rows' (entity codes, bursting flags), are given)."""
-    adapter = Ours("online_iforest", X.shape[1], seed, gated, params)
+    adapter = Ours(algorithm, X.shape[1], seed, gated, params)
     if entities is not None and max_learned_per_entity and gated:
         adapter.limit_learning_per_entity(*entities, max_learned_per_entity)
     return np.concatenate(
@@ -89,10 +93,6 @@ def loda_scores(X: np.ndarray, seed: int) -> np.ndarray:
     return np.array([adapter.process_one(x) for x in X], dtype=np.float64)
 
 
-def _auc(y: np.ndarray, scores: list[np.ndarray]) -> list[float]:
-    return [float(roc_auc_score(y, s)) for s in scores]
-
-
 def _loda_rows(
     name: str, stream: Stream, seeds: list[int], forest: list[np.ndarray], fuse: bool
 ) -> list[str]:
@@ -101,27 +101,28 @@ def _loda_rows(
         loda = [loda_scores(stream.X, seed) for seed in seeds]
     except ImportError as exc:  # as in the benchmark table: a row that says why
         why = f"unavailable: {exc} (pip install -r benchmarks/requirements.txt)"
-        return [f"| {name} | {LODA} | per event | {why} | — | — | — |"]
-    rows = [_row(name, LODA, "per event", _auc(stream.y, loda))]
+        return [f"| {name} | {LODA} | per event | {why} | — | — | — | — |"]
+    rows = [_row(name, LODA, "per event", stream.y, loda)]
     if fuse:
         ours = [daemon_severity(raw) for raw in forest]
         theirs = [daemon_severity(raw) for raw in loda]
         mean = [(a + b) / 2 for a, b in zip(ours, theirs, strict=True)]
         rows += [
-            _row(
-                name, "online_iforest", "severity, as the daemon reports it", _auc(stream.y, ours)
-            ),
-            _row(name, LODA, "severity, the same calibration", _auc(stream.y, theirs)),
-            _row(name, "both", "mean of the two severities", _auc(stream.y, mean)),
+            _row(name, "online_iforest", "severity, as the daemon reports it", stream.y, ours),
+            _row(name, LODA, "severity, the same calibration", stream.y, theirs),
+            _row(name, "both", "mean of the two severities", stream.y, mean),
         ]
     return rows
 
 
-def _row(name: str, shown: str, mode: str, aucs: list[float]) -> str:
+def _row(name: str, shown: str, mode: str, y: np.ndarray, scores: list[np.ndarray]) -> str:
+    """Mean, range and per-seed ROC AUC, then the mean recall at the alert budget."""
+    aucs = [float(roc_auc_score(y, s)) for s in scores]
+    recall = np.mean([recall_at_budget(y, s) for s in scores])
     per_seed = " ".join(f"{a:.3f}" for a in aucs)
     return (
         f"| {name} | {shown} | {mode} | {np.mean(aucs):.3f} | {min(aucs):.3f}"
-        f" | {max(aucs):.3f} | {per_seed} |"
+        f" | {max(aucs):.3f} | {per_seed} | {recall:.3f} |"
     )
 
 
@@ -161,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="detector.synth seed of generated streams (0, the default, is the benchmarks')",
     )
+    parser.add_argument(
+        "--algorithm",
+        default="online_iforest",
+        choices=sorted(DETECTORS),
+        help="our detector to run (default online_iforest; another gets only --param)",
+    )
     parser.add_argument("--loda", action="store_true", help="also PySAD LODA per event, same seeds")
     parser.add_argument(
         "--fuse", action="store_true", help="--loda, plus calibrated severities and their mean"
@@ -178,17 +185,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--generator-seed applies to the generated streams (auditwatch_*) only")
     facts = machine_facts()
     print(
-        f"online_iforest, seeds {args.seeds}; {facts['CPU']}, {facts['date (UTC)']}, "
+        f"{args.algorithm}, seeds {args.seeds}; {facts['CPU']}, {facts['date (UTC)']}, "
         f"commit {facts['auditwatch commit']}\n"
     )
-    print("| stream | params | mode | mean AUC | min | max | per seed |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| stream | params | mode | mean AUC | min | max | per seed"
+        f" | recall @ {ALERT_BUDGET_PER_10K}/10k, mean |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     modes = ((True, "as the daemon runs it"), (False, "every row learned"))
     sources = []
     for name in args.streams:
         stream = build_stream(name, args.max_events, generator_seed=args.generator_seed)
         sources.append(f"- {name}: {stream.source}")
-        params = dict(stream.detector_params) | dict(args.param)
+        shipped = dict(stream.detector_params) if args.algorithm == "online_iforest" else {}
+        params = shipped | dict(args.param)
         shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "defaults"
         who = None
         if stream.entities is not None and stream.bursting is not None:
@@ -198,9 +209,12 @@ def main(argv: list[str] | None = None) -> int:
         forest: list[np.ndarray] = []  # raw scores per seed, as the daemon runs it
         for gated, mode in modes[:1] if args.gated_only else modes:
             start = time.perf_counter()
-            scores = [stream_scores(stream.X, seed, gated, params, who, cap) for seed in args.seeds]
+            scores = [
+                stream_scores(stream.X, seed, gated, params, who, cap, args.algorithm)
+                for seed in args.seeds
+            ]
             forest = scores if gated else forest
-            print(_row(name, shown, mode, _auc(stream.y, scores)), flush=True)
+            print(_row(name, shown, mode, stream.y, scores), flush=True)
             print(f"[seeds] {name} {mode}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
         if args.loda or args.fuse:
             print("\n".join(_loda_rows(name, stream, args.seeds, forest, args.fuse)), flush=True)

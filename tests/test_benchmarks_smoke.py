@@ -13,17 +13,20 @@ from sklearn.metrics import roc_auc_score
 
 from benchmarks.__main__ import main
 from benchmarks.detectors_bench import (
+    ALERT_BUDGET_PER_10K,
     BLOCK,
     Pass,
     capped_rows,
     evaluate,
     quality,
+    recall_at_budget,
     run_block_pass,
     run_event_pass,
 )
 from benchmarks.generated import model_for
 from benchmarks.peers import REGISTRY_PATH, Adapter, PeerSpec, RunningZ, select
 from benchmarks.streams import STREAMS, Stream, StreamUnavailable, drifting_stream, load_odds
+from detector.modeldefs import embedded_models
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -56,13 +59,13 @@ def test_quick_run_writes_table_with_numeric_aucs(
     rows = table_rows(text, "drift")
     assert set(rows) == set(detectors)
     for cells in rows.values():
-        auc, ap = float(cells[2]), float(cells[3])
-        assert 0.0 <= auc <= 1.0 and 0.0 <= ap <= 1.0
+        auc, ap, recall = float(cells[2]), float(cells[3]), float(cells[4])
+        assert 0.0 <= auc <= 1.0 and 0.0 <= ap <= 1.0 and 0.0 <= recall <= 1.0
         assert auc > 0.6, cells  # drift anomalies are 4-8 sigma: any detector beats random
-    assert int(rows["river HST"][4].replace(",", "")) == 3000
+    assert int(rows["river HST"][5].replace(",", "")) == 3000
     if REGISTRY_PATH.exists():
-        assert rows["auditwatch half_space_trees"][5] == f"blocks of {BLOCK}"
-    assert int(rows["sklearn IF"][4].replace(",", "")) == 2700  # 10% prefix used to fit
+        assert rows["auditwatch half_space_trees"][6] == f"blocks of {BLOCK}"
+    assert int(rows["sklearn IF"][5].replace(",", "")) == 2700  # 10% prefix used to fit
     assert "| CPU |" in text and "| cores |" in text and "| river |" in text
     assert "`gone`: unavailable — no such data here" in text
 
@@ -119,10 +122,23 @@ def test_capped_rows_prefix_or_strided_in_order() -> None:
 
 
 def test_quality_is_nan_for_one_class() -> None:
-    auc, ap, note = quality(np.zeros(10, dtype=np.int8), np.arange(10.0))
-    assert math.isnan(auc) and math.isnan(ap) and "one class" in note
-    auc, _, _ = quality(np.array([0, 0, 1]), np.array([0.1, 0.2, 0.9]))
-    assert auc == 1.0
+    auc, ap, recall, note = quality(np.zeros(10, dtype=np.int8), np.arange(10.0))
+    assert math.isnan(auc) and math.isnan(ap) and math.isnan(recall) and "one class" in note
+    auc, _, recall, _ = quality(np.array([0, 0, 1]), np.array([0.1, 0.2, 0.9]))
+    assert auc == 1.0 and recall == 1.0
+
+
+def test_recall_at_budget_is_the_shipped_models_alert_line() -> None:
+    """The benchmark's recall column is taken at the budget the shipped models alert at;
+    a detector that ranks every anomaly just below the line gets 0 whatever its AUC."""
+    assert {m.alerts.budget_per_10k for m in embedded_models()} == {ALERT_BUDGET_PER_10K}
+    y = np.zeros(10_000, dtype=np.int8)
+    y[:20] = 1
+    scores = np.linspace(0.0, 1.0, 10_000)
+    scores[:20] = scores[-31]  # every anomaly right below the top 30
+    assert roc_auc_score(y, scores) > 0.99 and recall_at_budget(y, scores) == 0.0
+    scores[:20] = 2.0
+    assert recall_at_budget(y, scores) == 1.0
 
 
 def test_running_z_uses_only_past_rows() -> None:
@@ -285,6 +301,24 @@ def test_oif_seeds_runs_generated_streams_with_their_models_params(
     assert float(rows[0][3]) == pytest.approx(np.mean(aucs), abs=1e-3)
 
 
+def test_oif_seeds_runs_another_of_our_detectors_without_the_forests_params(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--algorithm: the shipped params belong to the forest, so another detector gets its
+    defaults and the --param overrides only."""
+    from benchmarks import oif_seeds
+
+    argv = ["--streams", "auditwatch_ecs", "--seeds", "0", "--gated-only"]
+    argv += ["--max-events", "3000", "--algorithm", "sliding_iforest"]
+    assert oif_seeds.main([*argv, "--param", "refit_every=512"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sliding_iforest, seeds [0];")
+    (row,) = _oif_seeds_rows(out, "auditwatch_ecs")
+    assert row[1] == "refit_every=512" and 0.0 <= float(row[3]) <= 1.0
+    with pytest.raises(SystemExit):
+        oif_seeds.main([*argv[:-1], "no_such_detector"])
+
+
 def _oif_seeds_rows(out: str, stream: str) -> list[list[str]]:
     return [
         [c.strip() for c in line.strip("|").split("|")]
@@ -335,6 +369,7 @@ def test_oif_seeds_compares_with_loda_on_held_out_generated_traffic(
     assert float(rows[1][3]) == pytest.approx(roc_auc_score(held_out.y, norms), abs=1e-3)
     calibrated = oif_seeds.daemon_severity(norms)
     assert float(rows[3][3]) == pytest.approx(roc_auc_score(held_out.y, calibrated), abs=1e-3)
+    assert float(rows[1][7]) == pytest.approx(recall_at_budget(held_out.y, norms), abs=1e-3)
     assert "- auditwatch_audit: detector.synth seed=1," in out  # held-out traffic, not seed 0
 
 
