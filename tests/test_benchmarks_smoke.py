@@ -357,6 +357,7 @@ def test_oif_seeds_compares_with_loda_on_held_out_generated_traffic(
         "severity, as the daemon reports it",
         "severity, the same calibration",
         "mean of the two severities",
+        "that mean, calibrated again",
     ]
     assert rows[0][1] == "learn_gate=0, n_trees=16"  # the model's params, then the override
     assert rows[1][1] == rows[3][1] == oif_seeds.LODA
