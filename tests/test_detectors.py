@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -252,3 +254,18 @@ def test_make_detector_checks_boolean_params(tmp_path: Path) -> None:
     assert detector_from_state(state).redraw_dead_splits is True
     with pytest.raises(ConfigError):
         make_detector("online_iforest", 3, {"redraw_dead_splits": 1}, 0)
+
+
+def test_river_and_sklearn_are_imported_only_by_the_detectors_that_use_them() -> None:
+    """Each costs about a second to import; the shipped models use neither, so the
+    daemon and `auditwatch score` must not pay for them at start-up."""
+    code = (
+        "import sys, detector.daemon, detector.offline, detector.scoring.registry as r\n"
+        "import numpy as np\n"
+        "assert not {'river', 'sklearn'} & set(sys.modules), 'imported at start-up'\n"
+        "r.make_detector('sliding_iforest', 2, {}, 0).learn(np.zeros((2048, 2)))\n"
+        "assert 'sklearn' in sys.modules and 'river' not in sys.modules\n"
+        "r.make_detector('half_space_trees', 2, {}, 0)\n"
+        "assert 'river' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])

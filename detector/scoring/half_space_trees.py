@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from river.anomaly import HalfSpaceTrees
-from river.tree.padded import PaddedBranch, PaddedLeaf
 
 from detector.errors import CheckpointError
 from detector.scoring.base import Detector, State
@@ -42,6 +40,10 @@ class HalfSpaceTreesDetector(Detector):
         if min(n_features, n_trees, height, window_size) < 1:
             raise ValueError("sizes must be >= 1")
         self.n_trees, self.height, self.window_size = n_trees, height, window_size
+        # river is imported here, not with the module: it costs ~1 s at every start of a
+        # daemon or `auditwatch score` whose models use the default detector
+        from river.anomaly import HalfSpaceTrees
+
         self.model = HalfSpaceTrees(
             n_trees=n_trees, height=height, window_size=window_size, seed=seed
         )
@@ -89,6 +91,8 @@ class HalfSpaceTreesDetector(Detector):
             "first_window": self.model._first_window,
             "built": bool(self.model.trees),
         }
+        from river.tree.padded import PaddedLeaf
+
         nodes = [list(_preorder(t)) for t in self.model.trees]
         state["feature"] = np.array(
             [[-1 if isinstance(n, PaddedLeaf) else n.feature for n in t] for t in nodes], np.int64
@@ -152,6 +156,8 @@ def _floats(value: Any, shape: tuple[int, ...]) -> np.ndarray:
 
 def _build(rows: Iterator[tuple[int, float, int, int]], n_features: int) -> Any:
     """Rebuild one river tree from its pre-order (feature, threshold, l_mass, r_mass) rows."""
+    from river.tree.padded import PaddedBranch, PaddedLeaf
+
     feature, threshold, l_mass, r_mass = next(rows)
     if feature < 0:
         return PaddedLeaf(l_mass=l_mass, r_mass=r_mass)

@@ -8,11 +8,15 @@ model is refitted from them on load, which reproduces it exactly.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from sklearn.ensemble import IsolationForest
 
 from detector.errors import CheckpointError
 from detector.scoring.base import Detector, State
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import IsolationForest
 
 VERSION = 1
 
@@ -78,6 +82,9 @@ class SlidingIForest(Detector):
     def _fit(self) -> None:
         keep = min(self.learned, self.window_size)
         rows = self.window[(self.learned - keep + np.arange(keep)) % self.capacity]
+        # scikit-learn is imported on first use: ~1 s that the default detector never needs
+        from sklearn.ensemble import IsolationForest
+
         seed = np.random.SeedSequence([self.seed, self.refits]).generate_state(1)[0]
         self.model = IsolationForest(
             n_estimators=self.n_estimators,
