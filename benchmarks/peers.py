@@ -85,7 +85,10 @@ class Ours(Adapter):
     per block of ``block_size``; after ``warmup_events`` learned rows, only rows whose
     calibrated severity is below ``min(threshold, learn_below_severity)`` are learned.
     With ``gated=False`` every row is learned (the plain prequential protocol).
-    Warm-up rows are scored by the detector too (the daemon reports severity 0 for them)."""
+    Warm-up rows are scored by the detector too (the daemon reports severity 0 for them).
+    With ``severity=True`` it returns what the daemon reports and alerts on instead of the
+    raw scores: the calibrated severity, 0 through the warm-up and until the calibrator is
+    ready, each block judged before the calibrator learns it."""
 
     def __init__(
         self,
@@ -94,6 +97,7 @@ class Ours(Adapter):
         seed: int,
         gated: bool = True,
         params: dict[str, Any] | None = None,
+        severity: bool = False,
     ) -> None:
         from detector.modeldefs import AlertSpec, DetectorSpec
         from detector.runner import block_calibrator
@@ -102,6 +106,7 @@ class Ours(Adapter):
         det, alerts = DetectorSpec(), AlertSpec()
         self.det = make_detector(algorithm, d, params or {}, seed)
         self.block, self.warmup, self.gated = det.block_size, det.warmup_events, gated
+        self.severity = severity
         self.cal = block_calibrator(alerts.calibration_window, self.block)
         budget = self.cal.threshold_for_budget(alerts.budget_per_10k)
         self.learn_below = min(budget, alerts.learn_below_severity)
@@ -137,9 +142,12 @@ class Ours(Adapter):
 
         raw, memo = self.det.score_memo(X)  # learning reuses the scoring work, as the runner
         keep = np.ones(len(X), dtype=bool)
+        severity = np.zeros(len(X))
         if self.seen >= self.warmup:
+            if self.cal.ready:
+                severity = self.cal.severity(raw)
             if self.gated and self.cal.ready:
-                keep = self.cal.severity(raw) < self.learn_below
+                keep = severity < self.learn_below
             self.raw.append(raw)
         if self.cap and self.entities is not None and self.bursting is not None:
             here = slice(self.seen, self.seen + len(X))  # as ModelRunner, on entity codes
@@ -154,7 +162,7 @@ class Ours(Adapter):
             if self.raw:
                 self.cal.update(np.concatenate(self.raw))
             self.rows, self.raw, self.learned_of = [], [], {}
-        return raw
+        return severity if self.severity else raw
 
 
 class RiverHST(Adapter):
@@ -321,18 +329,25 @@ class Isotree(Adapter):
 
 OUR_ALGORITHMS = ("online_iforest", "half_space_trees", "sliding_iforest")
 DAEMON_NOTE = "ours; as the daemon runs it: learns per block of 256, only below severity 40"
+SEVERITY_NOTE = (
+    "ours; the same run, scored by what the daemon reports and alerts on: the calibrated "
+    "severity (0 through the warm-up)"
+)
+SEVERITY_PEER = "auditwatch oif severity"
 
 
-def _ours(algorithm: str, gated: bool = True) -> PeerSpec:
+def _ours(algorithm: str, gated: bool = True, severity: bool = False) -> PeerSpec:
     def make(d: int, seed: int, params: dict[str, Any] | None = None) -> Adapter:
-        return Ours(algorithm, d, seed, gated, params)
+        return Ours(algorithm, d, seed, gated, params, severity)
 
+    name = f"auditwatch {algorithm}" if gated else "auditwatch oif learn-all"
+    note = DAEMON_NOTE if gated else f"ours: {algorithm}, every row learned, no severity gate"
     return PeerSpec(
-        f"auditwatch {algorithm}" if gated else "auditwatch oif learn-all",
+        SEVERITY_PEER if severity else name,
         make,
         block=True,
         event_cap=SLOW_CAP,
-        note=DAEMON_NOTE if gated else f"ours: {algorithm}, every row learned, no severity gate",
+        note=SEVERITY_NOTE if severity else note,
         takes_params=algorithm == "online_iforest",  # the shipped models' algorithm
     )
 
@@ -341,7 +356,7 @@ def all_specs() -> list[PeerSpec]:
     """Every detector the harness knows; ours only once the registry module exists."""
     ours = [_ours(a) for a in OUR_ALGORITHMS] if REGISTRY_PATH.exists() else []
     if ours:
-        ours.insert(1, _ours("online_iforest", gated=False))
+        ours[1:1] = [_ours("online_iforest", severity=True), _ours("online_iforest", gated=False)]
     return [
         *ours,
         PeerSpec("river HST", RiverHST, note="defaults, MinMaxScaler"),

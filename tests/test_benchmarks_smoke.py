@@ -442,3 +442,21 @@ def test_stratus_reports_alerts_and_auc_after_the_warm_up(
     warm_up, scored = (int(found[k].replace(",", "")) for k in (1, 2))
     assert warm_up + scored == 2_900 and warm_up >= model_for("cloudtrail").detector.warmup_events
     assert 0 < int(found[3]) < 214 and 0.0 <= float(found[4]) <= 1.0
+
+
+def test_severity_peer_reports_what_the_daemon_alerts_on() -> None:
+    """The table's severity row is the same run as ours, scored by the calibrated
+    severity: 0 through the warm-up, then the calibrator as oif_seeds emulates it."""
+    from benchmarks import oif_seeds
+    from benchmarks.peers import SEVERITY_PEER, Ours
+
+    X = drifting_stream(4000, seed=3).X
+    blocks = range(0, len(X), BLOCK)
+    raw_run, severity_run = (
+        Ours("online_iforest", X.shape[1], 0, True, None, s) for s in (False, True)
+    )
+    raw = np.concatenate([raw_run.process_block(X[i : i + BLOCK]) for i in blocks])
+    severity = np.concatenate([severity_run.process_block(X[i : i + BLOCK]) for i in blocks])
+    np.testing.assert_array_equal(severity, oif_seeds.daemon_severity(raw))
+    assert severity[:1024].max() == 0.0 and severity.max() > 50.0
+    assert [s.name for s in select([SEVERITY_PEER])] == [SEVERITY_PEER]
