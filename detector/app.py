@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from detector.config import Settings
+from detector.errors import BackpressureError
 from detector.metrics import Metrics
 from detector.modeldefs import ModelSpec
 from detector.parsers import ParseOptions
@@ -61,7 +62,14 @@ def build_sinks(settings: Settings, alerts_jsonl: Path | None = None) -> list[Si
             compat_plain_json=es.compat_plain_json,
             request_timeout=es.request_timeout,
         )
-        sink.ensure_template()
+        try:
+            sink.ensure_template()
+        except BackpressureError as exc:  # down or slow now; a bad config still fails here
+            log.warning(
+                "%s; starting anyway: the template is installed before the first alerts are "
+                "written, and offsets wait for those writes",
+                exc,
+            )
         sinks.append(sink)
         log.info("alerts -> Elasticsearch %s (index %s-*)", es.hosts, es.index_prefix)
     else:

@@ -296,3 +296,33 @@ def test_jsonl_full_disk_is_a_sink_error_and_keeps_the_buffer() -> None:
     with pytest.raises(SinkError, match="No space left"):
         sink.flush()  # still buffered: the alert is not silently dropped
     sink.close()
+
+
+@pytest.mark.integration
+def test_a_search_server_down_at_start_delays_the_template_not_the_daemon(
+    search_server: SearchServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A daemon (re)started while the search server is down or busy starts anyway: the
+    template goes in before the first write. A wrong configuration still fails at start."""
+    from detector.app import build_sinks
+    from detector.config import Settings
+
+    es = {"hosts": [search_server.url], "index_prefix": unique_name("late"), "request_timeout": 1.0}
+    settings = Settings(elasticsearch=es | {"compat_plain_json": True})
+    search_server.pause()
+    try:
+        (sink,) = build_sinks(settings)
+    finally:
+        search_server.resume()
+    assert isinstance(sink, ElasticsearchSink) and not sink._template_installed
+    assert "starting anyway" in caplog.text
+    doc = sample_alert_doc()
+    sink.add([doc])
+    sink.flush()
+    assert sink._template_installed
+    reader = _reader(search_server.url)
+    reader.indices.refresh(index=f"{es['index_prefix']}-*")
+    assert reader.count(index=f"{es['index_prefix']}-*")["count"] == 1
+    sink.close()
+    with pytest.raises(SinkError, match="406"):  # ES 9 media type against this server
+        build_sinks(Settings(elasticsearch=es))
