@@ -14,7 +14,7 @@ model's ``[detector] params`` and, as the daemon runs it, its ``alerts.max_learn
 
 ``--max-events N`` caps each stream (a generated one is generated shorter); ``--param
 NAME=VALUE`` overrides a detector parameter (repeatable); ``--algorithm NAME`` runs another
-of our detectors (``loda``, ...) with its defaults and the ``--param`` overrides.
+of our detectors (``sliding_iforest``, ...) with its defaults and the ``--param`` overrides.
 ``--generator-seed N`` generates held-out traffic (the benchmarks use seed 0), and ``--loda``
 adds PySAD's LODA per event over the same seeds, the peer that leads on generated CloudTrail.
 ``--fuse`` (implies ``--loda``) also scores the severities: the forest's as the daemon
@@ -109,7 +109,9 @@ def _loda_rows(
         theirs = [daemon_severity(raw) for raw in loda]
         mean = [(a + b) / 2 for a, b in zip(ours, theirs, strict=True)]
         # an alert budget needs the mean calibrated again, from when both members are ready
-        ready = DetectorSpec().warmup_events + 2 * DetectorSpec().block_size
+        det = DetectorSpec()
+        cal = block_calibrator(AlertSpec().calibration_window, det.block_size)
+        ready = det.warmup_events + cal.min_samples
         again = [daemon_severity(m, start=ready) for m in mean]
         rows += [
             _row(name, "online_iforest", "severity, as the daemon reports it", stream.y, ours),

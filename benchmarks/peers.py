@@ -106,7 +106,7 @@ class Ours(Adapter):
         det, alerts = DetectorSpec(), AlertSpec()
         self.det = make_detector(algorithm, d, params or {}, seed)
         self.block, self.warmup, self.gated = det.block_size, det.warmup_events, gated
-        self.severity = severity
+        self.report_severity = severity
         self.cal = block_calibrator(alerts.calibration_window, self.block)
         budget = self.cal.threshold_for_budget(alerts.budget_per_10k)
         self.learn_below = min(budget, alerts.learn_below_severity)
@@ -142,12 +142,12 @@ class Ours(Adapter):
 
         raw, memo = self.det.score_memo(X)  # learning reuses the scoring work, as the runner
         keep = np.ones(len(X), dtype=bool)
-        severity = np.zeros(len(X))
+        severity = np.zeros(len(X))  # what the daemon reports: 0 until calibrated
         if self.seen >= self.warmup:
-            if self.cal.ready:
+            if self.cal.ready and (self.gated or self.report_severity):
                 severity = self.cal.severity(raw)
-            if self.gated and self.cal.ready:
-                keep = severity < self.learn_below
+                if self.gated:
+                    keep = severity < self.learn_below
             self.raw.append(raw)
         if self.cap and self.entities is not None and self.bursting is not None:
             here = slice(self.seen, self.seen + len(X))  # as ModelRunner, on entity codes
@@ -162,7 +162,7 @@ class Ours(Adapter):
             if self.raw:
                 self.cal.update(np.concatenate(self.raw))
             self.rows, self.raw, self.learned_of = [], [], {}
-        return severity if self.severity else raw
+        return severity if self.report_severity else raw
 
 
 class RiverHST(Adapter):

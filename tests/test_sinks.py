@@ -300,7 +300,7 @@ def test_jsonl_full_disk_is_a_sink_error_and_keeps_the_buffer() -> None:
 
 @pytest.mark.integration
 def test_a_search_server_down_at_start_delays_the_template_not_the_daemon(
-    search_server: SearchServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    search_server: SearchServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A daemon (re)started while the search server is down or busy starts anyway: the
     template goes in before the first write. A wrong configuration still fails at start."""
