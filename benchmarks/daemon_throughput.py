@@ -27,6 +27,7 @@ from detector.metrics import Metrics
 from detector.modeldefs import ModelSpec, load_models
 from detector.offline import ScoreSummary, score_files
 from detector.runtime import run_daemon
+from detector.sources import make_source
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 TOPICS = ["cloudtrail", "ecs", "inference", "auditwatch-dead-letter"]
@@ -77,6 +78,7 @@ class DaemonRun:
     parse_s: float  # auditwatch_stage_duration_seconds sums over the run
     score_s: float
     alerts: int
+    consume_only_s: float | None = None  # the same backend reading and committing, nothing else
 
     @property
     def events_per_s(self) -> float:
@@ -193,9 +195,34 @@ def through_kafka(
         finally:
             daemon.join()
         parse_s, score_s = daemon.stage_seconds("parse"), daemon.stage_seconds("score")
-        return DaemonRun(backend, len(lines), finished - started, parse_s, score_s, daemon.alerts)
+        alone = consume_only(with_backend(settings, backend), len(lines), timeout_s)
+        return DaemonRun(
+            backend, len(lines), finished - started, parse_s, score_s, daemon.alerts, alone
+        )
     finally:
         broker.stop()
+
+
+def consume_only(settings: Settings, n: int, timeout_s: float) -> float:
+    """Seconds the daemon's Kafka source takes to read ``n`` messages and commit each batch,
+    with no processing: the client's own ceiling. A fresh group reads the topics from the
+    start; timed from the first batch received to the last batch committed, as the daemon."""
+    kafka = settings.kafka.model_copy(update={"group_id": f"{settings.kafka.group_id}-alone"})
+    source = make_source(kafka, [t for t in TOPICS if not t.endswith("dead-letter")])
+    try:
+        deadline = time.perf_counter() + timeout_s
+        got, started = 0, None
+        while got < n:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"consumer alone: {got} of {n} messages in {timeout_s:.0f} s")
+            batch = source.poll()
+            if batch:
+                started = started or time.perf_counter()
+                got += len(batch)
+                source.commit(batch)
+        return time.perf_counter() - (started or time.perf_counter())
+    finally:
+        source.close()
 
 
 def score_file(path: Path, work: Path) -> ScoreSummary:

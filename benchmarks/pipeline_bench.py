@@ -76,6 +76,10 @@ def measure(section: Section, n_events: int, work: Path, backends: list[str]) ->
         "- parse / score: sums of `auditwatch_stage_duration_seconds` (score = features + "
         "detector + calibration + alert documents); rest = Kafka fetch, sinks, commits, "
         "checkpoints and the loop itself.",
+        "- Consumer-alone rows: after the daemon run, the daemon's own Kafka source (same "
+        "settings, a fresh consumer group) reads the same messages from the start and commits "
+        "each batch, with no parsing or scoring; what the daemon could reach if the rest cost "
+        "nothing.",
         f"- Backends measured: {', '.join(backends)} (values `kafka.backend` accepts: "
         f"{', '.join(kafka_backends())}).",
     ]
@@ -98,3 +102,15 @@ def _daemon_row(section: Section, lines: list[bytes], work: Path, backend: str) 
         run.alerts,
         f"{run.seconds:.1f} s",
     )
+    if run.consume_only_s:
+        section.add_row(
+            f"Kafka consumer alone ({backend})",
+            f"{run.messages:,}",
+            num(run.messages / run.consume_only_s),
+            "—",
+            "—",
+            per_10k(run.consume_only_s, run.messages),
+            "—",
+            f"{run.consume_only_s:.1f} s; the daemon's source reading and committing the same "
+            "messages, no processing: the client's ceiling",
+        )

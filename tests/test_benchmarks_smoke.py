@@ -221,6 +221,8 @@ def test_all_quick_writes_one_report_with_every_section(
     assert score[-1].startswith("median of 3 runs (range ")
     daemon = pipeline["daemon via Kafka (kafka-python)"]
     assert number(daemon[1]) == 3000 and number(daemon[2]) > 0 and number(daemon[3]) > 0
+    alone = pipeline["Kafka consumer alone (kafka-python)"]  # the client's ceiling, same messages
+    assert number(alone[1]) == 3000 and number(alone[2]) > 0 and number(alone[5]) > 0
 
     stages = section_rows(text, "c.")
     assert len(stages["total"]) == 4 and all(number(c) > 0 for c in stages["total"][1:])
