@@ -21,6 +21,7 @@ from servers import SearchServer, start_search_server, unique_name
 from detector.errors import BackpressureError, SinkError
 from detector.sinks import ElasticsearchSink, JsonlSink, PlainJsonHttpNode, Sink, SqliteSink
 from detector.sinks.base import alert_time, backoff_seconds, daily_index
+from detector.sinks.elasticsearch import MAX_BULK_DOCS
 
 
 def test_every_sink_follows_the_protocol(tmp_path: Path) -> None:
@@ -326,3 +327,52 @@ def test_a_search_server_down_at_start_delays_the_template_not_the_daemon(
     sink.close()
     with pytest.raises(SinkError, match="406"):  # ES 9 media type against this server
         build_sinks(Settings(elasticsearch=es))
+
+
+@pytest.mark.integration
+def test_a_backlog_goes_out_in_bounded_bulks_that_shrink_while_the_server_times_out(
+    search_server: SearchServer,
+) -> None:
+    """A restart after an outage can hand the sink thousands of alerts. One bulk of them
+    all may take longer than request_timeout on a busy server, and retried whole it would
+    time out forever; instead bulks are bounded, halve on each timeout and grow back."""
+    prefix = unique_name("backlog")
+    sink = ElasticsearchSink(
+        search_server.url, index_prefix=prefix, compat_plain_json=True, request_timeout=1.0
+    )
+    sink.ensure_template()
+    sizes: list[int] = []
+    bulk = sink.client.bulk
+
+    def counted_bulk(operations: bytes) -> object:  # the real request, its size noted
+        sizes.append(operations.count(b"\n") // 2)
+        return bulk(operations=operations)
+
+    sink.client.bulk = counted_bulk  # type: ignore[method-assign]
+    docs = [sample_alert_doc(event_id=f"backlog-{i}") for i in range(2 * MAX_BULK_DOCS + 5)]
+    sink.add(docs)
+    search_server.pause()
+    try:
+        for _ in range(2):
+            with pytest.raises(BackpressureError, match=r"bulk request \(\d+ alerts\)"):
+                sink.flush()
+    finally:
+        search_server.resume()
+    assert sizes == [MAX_BULK_DOCS, MAX_BULK_DOCS // 2]
+    assert sink.bulk_docs == MAX_BULK_DOCS // 4
+    sizes.clear()
+    for _ in range(40):  # as the daemon: retry until the server, busy after its pause, answers
+        try:
+            sink.flush()
+            break
+        except BackpressureError:
+            time.sleep(0.5)
+    else:
+        pytest.fail("the backlog was never written")
+    # e.g. [250, 125, 250, 500, 1000, 130]: one more timeout, then doubling back
+    assert sizes[0] == MAX_BULK_DOCS // 4 and max(sizes) == MAX_BULK_DOCS
+    assert sink.bulk_docs == MAX_BULK_DOCS
+    reader = _reader(search_server.url)
+    reader.indices.refresh(index=f"{prefix}-*")
+    assert reader.count(index=f"{prefix}-*")["count"] == len(docs)
+    sink.close()

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from importlib import resources
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,10 @@ if TYPE_CHECKING:  # exported by elastic_transport._node only
 
 TEMPLATE_ASSET = "assets/index-template.json"
 MAX_REASONS = 3  # error reasons quoted in a SinkError message
+# Alerts per bulk request (~2 KB each, so about 2 MB, within Elastic's 5-15 MB advice). A
+# transient failure halves it and each written bulk doubles it back: a backlog never
+# becomes one request too big to finish within request_timeout, retried forever.
+MAX_BULK_DOCS = 1_000
 
 _VENDOR_MEDIA_TYPE = re.compile(
     r"application/vnd\.elasticsearch\+([\w.-]+)(\s*;\s*compatible-with=\d+)?", re.IGNORECASE
@@ -126,6 +131,7 @@ class ElasticsearchSink:
         self._buffer: dict[str, bytes] = {}  # id -> NDJSON action + doc lines; last wins
         self._template_installed = False
         self._failures = 0
+        self.bulk_docs = MAX_BULK_DOCS  # the next bulk's size (adapts, see MAX_BULK_DOCS)
 
     def __repr__(self) -> str:
         return f"ElasticsearchSink(hosts={self.hosts!r}, index_prefix={self.index_prefix!r})"
@@ -148,19 +154,24 @@ class ElasticsearchSink:
             self._buffer[doc_id] = orjson.dumps(action) + b"\n" + _dumps(doc) + b"\n"
 
     def flush(self) -> None:
-        if not self._buffer:
-            return
-        if not self._template_installed:
-            self.ensure_template()
-        ids = list(self._buffer)
-        try:
-            # Pre-encoded NDJSON passes through the client's serializer unchanged (as in
-            # elasticsearch.helpers); the type hint only lists the dict form.
-            body = b"".join(self._buffer.values())
-            response = self.client.bulk(operations=body)  # type: ignore[arg-type]
-        except (ApiError, TransportError, SerializationError) as exc:
-            raise self._classify(exc, "bulk request") from exc
-        self._settle(ids, response.body.get("items", []))
+        """Write the buffer, oldest first, in bulks of ``bulk_docs``; what was written
+        before a failure stays written (and leaves the buffer)."""
+        while self._buffer:
+            if not self._template_installed:
+                self.ensure_template()
+            ids = list(islice(self._buffer, self.bulk_docs))
+            try:
+                # Pre-encoded NDJSON passes through the client's serializer unchanged (as
+                # in elasticsearch.helpers); the type hint only lists the dict form.
+                body = b"".join(self._buffer[doc_id] for doc_id in ids)
+                response = self.client.bulk(operations=body)  # type: ignore[arg-type]
+            except (ApiError, TransportError, SerializationError) as exc:
+                error = self._classify(exc, f"bulk request ({len(ids)} alerts)")
+                if isinstance(error, BackpressureError):
+                    self.bulk_docs = max(1, self.bulk_docs // 2)
+                raise error from exc
+            self._settle(ids, response.body.get("items", []))
+            self.bulk_docs = min(MAX_BULK_DOCS, 2 * self.bulk_docs)
 
     def _settle(self, ids: list[str], items: list[dict[str, Any]]) -> None:
         """Drop the written ids from the buffer; raise for any that failed."""
