@@ -41,7 +41,7 @@ from benchmarks.measure import machine_facts
 from benchmarks.peers import Ours
 from benchmarks.streams import GENERATED_TOPICS, ODDS_FILES, Stream, build_stream
 from detector.modeldefs import AlertSpec, DetectorSpec
-from detector.runner import block_calibrator
+from detector.runner import block_calibrator, limit_per_entity
 from detector.scoring.registry import DETECTORS
 
 BLOCK = 256
@@ -67,18 +67,30 @@ def stream_scores(
     )
 
 
-def daemon_severity(raw: np.ndarray, start: int | None = None) -> np.ndarray:
+def daemon_severity(
+    raw: np.ndarray,
+    start: int | None = None,
+    entities: tuple[np.ndarray, np.ndarray] | None = None,
+    max_learned_per_entity: int = 0,
+) -> np.ndarray:
     """Severities of a stream of raw scores as ``ModelRunner`` reports them with default
     settings: 0 during the warm-up (or before row ``start``) and until the calibrator is
-    ready, each block scored before the calibrator learns it."""
+    ready, each block scored before the calibrator learns it; with ``entities`` (entity
+    codes, bursting flags) and a cap, a bursting entity's rows past the cap per block are
+    kept out of the calibrator, as the runner does."""
     det = DetectorSpec()
     cal = block_calibrator(AlertSpec().calibration_window, det.block_size)
     out = np.zeros(len(raw))
     for lo in range(det.warmup_events if start is None else start, len(raw), det.block_size):
-        block = raw[lo : lo + det.block_size]
+        here = slice(lo, lo + det.block_size)
+        block = raw[here]
         if cal.ready:
-            out[lo : lo + det.block_size] = cal.severity(block)
-        cal.update(block)
+            out[here] = cal.severity(block)
+        use = np.ones(len(block), dtype=bool)
+        if entities is not None and max_learned_per_entity:
+            codes, bursting = entities[0][here].tolist(), entities[1][here]
+            limit_per_entity(use, codes, bursting, {}, max_learned_per_entity)
+        cal.update(block[use])
     return out
 
 
@@ -95,9 +107,15 @@ def loda_scores(X: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _loda_rows(
-    name: str, stream: Stream, seeds: list[int], forest: list[np.ndarray], fuse: bool
+    name: str,
+    stream: Stream,
+    seeds: list[int],
+    forest: list[np.ndarray],
+    fuse: bool,
+    cap: tuple[tuple[np.ndarray, np.ndarray] | None, int] = (None, 0),
 ) -> list[str]:
-    """LODA's row and, with ``fuse``, the severity rows (``forest``: its raw scores per seed)."""
+    """LODA's row and, with ``fuse``, the severity rows (``forest``: its raw scores per seed;
+    ``cap``: the runner's per-entity cap, (entity codes, bursting flags) and its size)."""
     try:
         loda = [loda_scores(stream.X, seed) for seed in seeds]
     except ImportError as exc:  # as in the benchmark table: a row that says why
@@ -105,8 +123,8 @@ def _loda_rows(
         return [f"| {name} | {LODA} | per event | {why} | — | — | — | — |"]
     rows = [_row(name, LODA, "per event", stream.y, loda)]
     if fuse:
-        ours = [daemon_severity(raw) for raw in forest]
-        theirs = [daemon_severity(raw) for raw in loda]
+        ours = [daemon_severity(raw, None, *cap) for raw in forest]
+        theirs = [daemon_severity(raw, None, *cap) for raw in loda]
         mean = [(a + b) / 2 for a, b in zip(ours, theirs, strict=True)]
         # an alert budget needs the mean calibrated again, from when both members are ready
         det = DetectorSpec()
@@ -224,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             print(_row(name, shown, mode, stream.y, scores), flush=True)
             print(f"[seeds] {name} {mode}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
         if args.loda or args.fuse:
-            print("\n".join(_loda_rows(name, stream, args.seeds, forest, args.fuse)), flush=True)
+            rows = _loda_rows(name, stream, args.seeds, forest, args.fuse, (who, cap))
+            print("\n".join(rows), flush=True)
     print("\n" + "\n".join(sources))
     return 0
 

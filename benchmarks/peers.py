@@ -88,7 +88,9 @@ class Ours(Adapter):
     Warm-up rows are scored by the detector too (the daemon reports severity 0 for them).
     With ``severity=True`` it returns what the daemon reports and alerts on instead of the
     raw scores: the calibrated severity, 0 through the warm-up and until the calibrator is
-    ready, each block judged before the calibrator learns it."""
+    ready, each block judged before the calibrator learns it. With a per-entity cap
+    (``limit_learning_per_entity``), a bursting entity's rows past the cap are neither
+    learned nor calibrated on, as in the runner."""
 
     def __init__(
         self,
@@ -118,6 +120,7 @@ class Ours(Adapter):
         self.bursting: np.ndarray | None = None  # and whether the runner sees it bursting
         self.cap = 0  # alerts.max_learned_per_entity
         self.learned_of: dict[int, int] = {}  # this block's learned rows per entity
+        self.calibrated_of: dict[int, int] = {}  # this block's calibrated rows per entity
 
     def limit_learning_per_entity(
         self, entities: np.ndarray, bursting: np.ndarray, cap: int
@@ -142,17 +145,22 @@ class Ours(Adapter):
 
         raw, memo = self.det.score_memo(X)  # learning reuses the scoring work, as the runner
         keep = np.ones(len(X), dtype=bool)
+        calibrate = np.ones(len(X), dtype=bool)
         severity = np.zeros(len(X))  # what the daemon reports: 0 until calibrated
+        capped = self.cap and self.entities is not None and self.bursting is not None
+        if capped:  # as ModelRunner, on entity codes
+            here = slice(self.seen, self.seen + len(X))
+            who = (self.entities[here].tolist(), self.bursting[here])
         if self.seen >= self.warmup:
             if self.cal.ready and (self.gated or self.report_severity):
                 severity = self.cal.severity(raw)
                 if self.gated:
                     keep = severity < self.learn_below
-            self.raw.append(raw)
-        if self.cap and self.entities is not None and self.bursting is not None:
-            here = slice(self.seen, self.seen + len(X))  # as ModelRunner, on entity codes
-            codes = self.entities[here].tolist()
-            limit_per_entity(keep, codes, self.bursting[here], self.learned_of, self.cap)
+            if capped:  # a burst past the cap joins neither the forest nor the calibrator
+                limit_per_entity(calibrate, *who, self.calibrated_of, self.cap)
+            self.raw.append(raw[calibrate])
+        if capped:
+            limit_per_entity(keep, *who, self.learned_of, self.cap)
         self.rows.append(X[keep])
         self.memos.append(None if memo is None else memo[keep])
         self.seen += len(X)
@@ -161,7 +169,7 @@ class Ours(Adapter):
             self.memos = []
             if self.raw:
                 self.cal.update(np.concatenate(self.raw))
-            self.rows, self.raw, self.learned_of = [], [], {}
+            self.rows, self.raw, self.learned_of, self.calibrated_of = [], [], {}, {}
         return severity if self.report_severity else raw
 
 

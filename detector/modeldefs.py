@@ -39,7 +39,8 @@ class AlertSpec(_Strict):
     # without it a slowly ramping attack teaches the model, step by step, that it is normal
     learn_below_severity: float = Field(40.0, ge=0, le=100)
     # while an entity bursts (5-minute rate > 4x its usual), at most this many of its events
-    # are learned per block (0: no limit): one key's extraction burst must not become normal
+    # per block are learned and calibrated on (0: no limit): one key's extraction burst must
+    # become neither the model's normal nor the severity scale's
     max_learned_per_entity: int = Field(0, ge=0)
     max_explanations: int = Field(3, ge=1, le=10)
     calibration_window: int = Field(20_000, ge=1_000)

@@ -87,6 +87,7 @@ class ModelRunner:
         self.learn_below = spec.alerts.learn_below_severity
         self.max_learned = spec.alerts.max_learned_per_entity
         self._learned_of: dict[str, int] = {}  # this block's learned rows per entity
+        self._calibrated_of: dict[str, int] = {}  # this block's rows calibrated per entity
         self.stats = FeatureStats(len(self.names))
         self.two_sided = np.array([n in TWO_SIDED for n in self.names])
         self.seen = 0  # events processed, in order
@@ -144,7 +145,7 @@ class ModelRunner:
         memo = None
         if warm:
             raw_out[:], memo = self.detector.score_memo(X)
-            self._raw.append(raw_out.copy())
+            self._raw.append(raw_out[self._for_calibration(who)])
             if self.calibrator.ready:
                 severity_out[:] = self.calibrator.severity(raw_out)
                 flagged = severity_out >= self.threshold
@@ -159,6 +160,16 @@ class ModelRunner:
             self._end_block()
         return flagged
 
+    def _for_calibration(self, who: tuple[list[str], np.ndarray]) -> np.ndarray:
+        """Rows whose raw scores join the calibrator's reference: all but a bursting
+        entity's rows past the per-entity cap (counted over every row, whatever its
+        severity, so the cut never feeds back on the calibrator). A burst must not become
+        the severity scale's normal either: its later events would stop alerting."""
+        use = np.ones(len(who[1]), dtype=bool)
+        if self.max_learned:
+            limit_per_entity(use, who[0], who[1], self._calibrated_of, self.max_learned)
+        return use
+
     def _end_block(self) -> None:
         rows = np.concatenate(self._learn) if self._learn else np.empty((0, len(self.names)))
         if len(rows):
@@ -167,7 +178,7 @@ class ModelRunner:
         if self._raw:
             self.calibrator.update(np.concatenate(self._raw))
         self._learn, self._raw, self._memo = [], [], []
-        self._learned_of = {}
+        self._learned_of, self._calibrated_of = {}, {}
 
     def _alert(
         self,
@@ -204,6 +215,10 @@ class ModelRunner:
             "pending_learn": _stack(self._learn, len(self.names)),
             "pending_raw": np.concatenate(self._raw) if self._raw else np.zeros(0),
             "pending_learned_of": [list(self._learned_of), list(self._learned_of.values())],
+            "pending_calibrated_of": [
+                list(self._calibrated_of),
+                list(self._calibrated_of.values()),
+            ],
             "features": features.state_dict()
             if hasattr(features, "state_dict")
             else inference_state(features),
@@ -223,6 +238,8 @@ class ModelRunner:
         self._raw = [raw] if len(raw) else []
         names, counts = state.get("pending_learned_of", ([], []))  # absent before 2026-11-23
         self._learned_of = dict(zip(names, map(int, counts), strict=True))
+        names, counts = state.get("pending_calibrated_of", ([], []))  # absent before 2026-12-07
+        self._calibrated_of = dict(zip(names, map(int, counts), strict=True))
         if self.spec.kind == "access":
             self.featurizer = type(self.featurizer).from_state(state["features"])
         else:

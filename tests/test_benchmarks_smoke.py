@@ -462,3 +462,25 @@ def test_severity_peer_reports_what_the_daemon_alerts_on() -> None:
     np.testing.assert_array_equal(severity, oif_seeds.daemon_severity(raw))
     assert severity[:1024].max() == 0.0 and severity.max() > 50.0
     assert [s.name for s in select([SEVERITY_PEER])] == [SEVERITY_PEER]
+
+
+def test_severity_peer_keeps_a_capped_burst_out_of_the_calibrator_as_the_runner() -> None:
+    """With the runner's per-entity cap, the rows of a bursting entity past the cap are
+    neither learned nor calibrated, in the benchmark adapter and in oif_seeds alike."""
+    from benchmarks import oif_seeds
+    from benchmarks.peers import Ours
+
+    stream = drifting_stream(4000, seed=3)
+    X = stream.X
+    entities = np.arange(len(X)) % 7
+    bursting = stream.y.astype(bool) | (np.arange(len(X)) % 3 == 0)
+    blocks = range(0, len(X), BLOCK)
+    runs = [Ours("online_iforest", X.shape[1], 0, True, None, s) for s in (False, True)]
+    for run in runs:
+        run.limit_learning_per_entity(entities, bursting, 2)
+    raw, severity = (
+        np.concatenate([run.process_block(X[i : i + BLOCK]) for i in blocks]) for run in runs
+    )
+    capped = oif_seeds.daemon_severity(raw, None, (entities, bursting), 2)
+    np.testing.assert_array_equal(severity, capped)
+    assert not np.array_equal(capped, oif_seeds.daemon_severity(raw))  # the cap mattered

@@ -20,15 +20,19 @@ def spec(kind: str, max_learned_per_entity: int = 0) -> ModelSpec:
         kind=kind,
         topics=["t"],
         detector={"block_size": 64, "warmup_events": 128},
-        alerts={"max_learned_per_entity": max_learned_per_entity},
+        # a generous budget: the short stream must alert with and without the cap
+        alerts={"max_learned_per_entity": max_learned_per_entity, "budget_per_10k": 300},
     )
 
 
 def stream(kind: str, n: int) -> list:
     make = access_event if kind == "access" else inference_event
     events = [make(i, entity=f"u{i % 17}") for i in range(n)]
+    odd: dict = {"bytes_out": 5e9, "network": "185.220.101.0/24"}
+    if kind == "inference":
+        odd["input_vector"] = (9.0, -9.0, 9.0)
     for i in range(300, n, 97):  # something to alert on
-        events[i] = make(i, entity=f"u{i % 17}", bytes_out=5e9, network="185.220.101.0/24")
+        events[i] = make(i, entity=f"u{i % 17}", **odd)
     return events
 
 
