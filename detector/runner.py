@@ -145,7 +145,7 @@ class ModelRunner:
         memo = None
         if warm:
             raw_out[:], memo = self.detector.score_memo(X)
-            self._raw.append(raw_out[self._for_calibration(who)])
+            self._raw.append(self._for_calibration(raw_out, who))
             if self.calibrator.ready:
                 severity_out[:] = self.calibrator.severity(raw_out)
                 flagged = severity_out >= self.threshold
@@ -160,15 +160,16 @@ class ModelRunner:
             self._end_block()
         return flagged
 
-    def _for_calibration(self, who: tuple[list[str], np.ndarray]) -> np.ndarray:
-        """Rows whose raw scores join the calibrator's reference: all but a bursting
+    def _for_calibration(self, raw: np.ndarray, who: tuple[list[str], np.ndarray]) -> np.ndarray:
+        """The raw scores that join the calibrator's reference (a copy): all but a bursting
         entity's rows past the per-entity cap (counted over every row, whatever its
         severity, so the cut never feeds back on the calibrator). A burst must not become
         the severity scale's normal either: its later events would stop alerting."""
-        use = np.ones(len(who[1]), dtype=bool)
-        if self.max_learned:
-            limit_per_entity(use, who[0], who[1], self._calibrated_of, self.max_learned)
-        return use
+        if not self.max_learned:
+            return raw.copy()
+        use = np.ones(len(raw), dtype=bool)
+        limit_per_entity(use, who[0], who[1], self._calibrated_of, self.max_learned)
+        return raw[use]
 
     def _end_block(self) -> None:
         rows = np.concatenate(self._learn) if self._learn else np.empty((0, len(self.names)))
@@ -214,11 +215,8 @@ class ModelRunner:
             "stats": {"mean": self.stats.mean.copy(), "var": self.stats.var.copy()},
             "pending_learn": _stack(self._learn, len(self.names)),
             "pending_raw": np.concatenate(self._raw) if self._raw else np.zeros(0),
-            "pending_learned_of": [list(self._learned_of), list(self._learned_of.values())],
-            "pending_calibrated_of": [
-                list(self._calibrated_of),
-                list(self._calibrated_of.values()),
-            ],
+            "pending_learned_of": _counts_state(self._learned_of),
+            "pending_calibrated_of": _counts_state(self._calibrated_of),
             "features": features.state_dict()
             if hasattr(features, "state_dict")
             else inference_state(features),
@@ -236,10 +234,9 @@ class ModelRunner:
         self._memo = [None] * len(self._learn)  # not checkpointed: learn re-walks the trees
         raw = np.asarray(state["pending_raw"], dtype=np.float64)
         self._raw = [raw] if len(raw) else []
-        names, counts = state.get("pending_learned_of", ([], []))  # absent before 2026-11-23
-        self._learned_of = dict(zip(names, map(int, counts), strict=True))
-        names, counts = state.get("pending_calibrated_of", ([], []))  # absent before 2026-12-07
-        self._calibrated_of = dict(zip(names, map(int, counts), strict=True))
+        # absent from checkpoints before 2026-11-23 and 2026-12-07
+        self._learned_of = _counts_from(state.get("pending_learned_of", ([], [])))
+        self._calibrated_of = _counts_from(state.get("pending_calibrated_of", ([], [])))
         if self.spec.kind == "access":
             self.featurizer = type(self.featurizer).from_state(state["features"])
         else:
@@ -252,6 +249,16 @@ class ModelRunner:
 def block_calibrator(window: int, block: int) -> Calibrator:
     """The runner's calibrator: ready after two blocks, its reference rebuilt every four."""
     return Calibrator(window=window, refresh_every=4 * block, min_samples=2 * block)
+
+
+def _counts_state(counts: dict[str, int]) -> list[list[Any]]:
+    """A per-entity count as checkpoint arrays: [names, counts]."""
+    return [list(counts), list(counts.values())]
+
+
+def _counts_from(pair: Sequence[Sequence[Any]]) -> dict[str, int]:
+    names, counts = pair
+    return dict(zip(names, map(int, counts), strict=True))
 
 
 def limit_per_entity(

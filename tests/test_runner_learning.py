@@ -77,7 +77,7 @@ def extraction_alerted(calibrate_every_score: bool) -> list[float]:
     assert spec.alerts.max_learned_per_entity > 0
     runner = ModelRunner(spec)
     if calibrate_every_score:
-        runner._for_calibration = lambda who: np.ones(len(who[1]), dtype=bool)  # type: ignore[method-assign]
+        runner._for_calibration = lambda raw, who: raw.copy()  # type: ignore[method-assign]
     severity = np.concatenate(
         [
             runner.process(events[lo : lo + 2_000], [None] * 2_000, now=0.0).severity

@@ -159,19 +159,22 @@ class ElasticsearchSink:
         while self._buffer:
             if not self._template_installed:
                 self.ensure_template()
-            ids = list(islice(self._buffer, self.bulk_docs))
             try:
-                # Pre-encoded NDJSON passes through the client's serializer unchanged (as
-                # in elasticsearch.helpers); the type hint only lists the dict form.
-                body = b"".join(self._buffer[doc_id] for doc_id in ids)
-                response = self.client.bulk(operations=body)  # type: ignore[arg-type]
-            except (ApiError, TransportError, SerializationError) as exc:
-                error = self._classify(exc, f"bulk request ({len(ids)} alerts)")
-                if isinstance(error, BackpressureError):
-                    self.bulk_docs = max(1, self.bulk_docs // 2)
-                raise error from exc
-            self._settle(ids, response.body.get("items", []))
+                self._bulk(list(islice(self._buffer, self.bulk_docs)))
+            except BackpressureError:  # the request, or items in it (429, 5xx)
+                self.bulk_docs = max(1, self.bulk_docs // 2)
+                raise
             self.bulk_docs = min(MAX_BULK_DOCS, 2 * self.bulk_docs)
+
+    def _bulk(self, ids: list[str]) -> None:
+        try:
+            # Pre-encoded NDJSON passes through the client's serializer unchanged (as in
+            # elasticsearch.helpers); the type hint only lists the dict form.
+            body = b"".join(self._buffer[doc_id] for doc_id in ids)
+            response = self.client.bulk(operations=body)  # type: ignore[arg-type]
+        except (ApiError, TransportError, SerializationError) as exc:
+            raise self._classify(exc, f"bulk request ({len(ids)} alerts)") from exc
+        self._settle(ids, response.body.get("items", []))
 
     def _settle(self, ids: list[str], items: list[dict[str, Any]]) -> None:
         """Drop the written ids from the buffer; raise for any that failed."""
